@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Idempotent setup for a fresh Debian machine: system packages, the ONNX Runtime shared library
+# (taken from the PyPI `onnxruntime` wheel, never from a CDN), and a build of the workspace.
+# Everything it fetches comes from the package registries (Debian, PyPI, crates.io).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ORT_VERSION=1.32.0
+ORT_DIR=.ort
+ORT_LIB="$ORT_DIR/libonnxruntime.so.$ORT_VERSION"
+
+need_pkgs=()
+for p in pkg-config libasound2-dev alsa-utils unzip python3-pip; do
+  dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
+done
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${need_pkgs[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+
+if [ ! -f "$ORT_LIB" ]; then
+  echo "setup: fetching ONNX Runtime $ORT_VERSION from the PyPI onnxruntime wheel"
+  tmp=$(mktemp -d)
+  python3 -m pip download --quiet --no-deps --only-binary=:all: \
+    --python-version 3.11 --platform manylinux_2_28_x86_64 \
+    -d "$tmp" "onnxruntime==$ORT_VERSION"
+  mkdir -p "$ORT_DIR"
+  unzip -q -j -o "$tmp"/onnxruntime-*.whl "onnxruntime/capi/libonnxruntime.so.$ORT_VERSION" -d "$ORT_DIR"
+  rm -rf "$tmp"
+fi
+echo "setup: ONNX Runtime at $ORT_LIB"
