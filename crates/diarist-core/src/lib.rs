@@ -1,1 +1,10 @@
-//! placeholder
+//! Pure diarization algorithms: decoding segmentation scores into local speaker activity,
+//! clustering embeddings into global speakers, reconstructing recording-level activity and turns,
+//! RTTM/UEM types and DER scoring.
+//!
+//! Nothing here does I/O or runs a model: functions take arrays and return arrays, so every step
+//! is deterministic and unit-testable. Time is kept in samples at 16 kHz.
+
+pub mod activity;
+pub mod cluster;
+pub mod reconstruct;

@@ -1,0 +1,264 @@
+//! From per-window local activity and a local→global speaker mapping to recording-level output:
+//! per-frame speaker count, overlap-aware speaker activity, an exclusive (one speaker at a time)
+//! activity, and speaker turns in samples.
+//!
+//! All windows share one frame grid: recording frame `g` covers samples `[g·step, g·step+length)`,
+//! and a window starting at sample `first_frame·step` maps its frame `f` to recording frame
+//! `first_frame + f`.
+
+use crate::activity::LocalActivity;
+
+/// Geometry of the recording-wide frame grid, in samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameGrid {
+    /// Samples between frames.
+    pub step: usize,
+    /// Samples covered by one frame.
+    pub length: usize,
+}
+
+impl FrameGrid {
+    /// Number of grid frames needed to cover `samples` samples (frames whose centre lies inside).
+    pub fn frames_covering(&self, samples: usize) -> usize {
+        let centre = self.length / 2;
+        if samples <= centre { usize::from(samples > 0) } else { (samples - centre).div_ceil(self.step) }
+    }
+
+    /// Sample range `[start, end)` that frame `g` stands for in the output: a `step`-long span
+    /// around its centre, widened to the recording's edges at the first and last frame.
+    pub fn span(&self, g: usize, frames: usize, total_samples: usize) -> (usize, usize) {
+        let centre = g * self.step + self.length / 2;
+        let start = if g == 0 { 0 } else { centre.saturating_sub(self.step / 2) };
+        let end = if g + 1 >= frames { total_samples } else { centre + self.step - self.step / 2 };
+        (start.min(total_samples), end.min(total_samples))
+    }
+}
+
+/// One window's activity placed on the recording grid, with the global speaker of each local slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlacedWindow {
+    /// Recording frame of the window's first frame.
+    pub first_frame: usize,
+    /// Frames of the window that hold real audio (the rest is padding past the end).
+    pub valid_frames: usize,
+    /// Hard local activity.
+    pub activity: LocalActivity,
+    /// Global speaker of each local slot; `None` for slots not assigned (dropped).
+    pub speakers: Vec<Option<usize>>,
+}
+
+/// Recording-level activity, `[frames, speakers]` row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Activity {
+    /// Frames on the recording grid.
+    pub frames: usize,
+    /// Global speakers.
+    pub speakers: usize,
+    /// 1 where a speaker is active.
+    pub active: Vec<u8>,
+}
+
+/// Per-frame number of speakers: the mean over covering windows of their local count, rounded.
+pub fn speaker_count(windows: &[PlacedWindow], frames: usize) -> Vec<u8> {
+    let mut sum = vec![0f32; frames];
+    let mut hits = vec![0u32; frames];
+    for w in windows {
+        for f in 0..w.valid_frames.min(w.activity.frames) {
+            let g = w.first_frame + f;
+            if g < frames {
+                sum[g] += w.activity.count(f) as f32;
+                hits[g] += 1;
+            }
+        }
+    }
+    sum.iter()
+        .zip(&hits)
+        .map(|(&s, &h)| if h == 0 { 0 } else { (s / h as f32).round() as u8 })
+        .collect()
+}
+
+/// Overlap-aware and exclusive activity of `speakers` global speakers.
+///
+/// Each frame keeps the `count[g]` global speakers with the highest mean activity over the windows
+/// covering it (only speakers active in at least one of those windows qualify); the exclusive
+/// output keeps only the highest one.
+pub fn reconstruct(
+    windows: &[PlacedWindow],
+    count: &[u8],
+    speakers: usize,
+) -> (Activity, Activity) {
+    let frames = count.len();
+    let mut score = vec![0f32; frames * speakers];
+    let mut hits = vec![0u32; frames];
+    for w in windows {
+        for f in 0..w.valid_frames.min(w.activity.frames) {
+            let g = w.first_frame + f;
+            if g >= frames {
+                break;
+            }
+            hits[g] += 1;
+            for (s, k) in w.speakers.iter().enumerate() {
+                if let Some(k) = *k
+                    && k < speakers
+                    && w.activity.is_active(f, s)
+                {
+                    score[g * speakers + k] += 1.0;
+                }
+            }
+        }
+    }
+    let mut overlap = vec![0u8; frames * speakers];
+    let mut exclusive = vec![0u8; frames * speakers];
+    let mut order: Vec<usize> = Vec::with_capacity(speakers);
+    for g in 0..frames {
+        if hits[g] == 0 || count[g] == 0 {
+            continue;
+        }
+        let row = &score[g * speakers..(g + 1) * speakers];
+        order.clear();
+        order.extend((0..speakers).filter(|&k| row[k] > 0.0));
+        order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+        for (rank, &k) in order.iter().take(count[g] as usize).enumerate() {
+            overlap[g * speakers + k] = 1;
+            if rank == 0 {
+                exclusive[g * speakers + k] = 1;
+            }
+        }
+    }
+    (
+        Activity { frames, speakers, active: overlap },
+        Activity { frames, speakers, active: exclusive },
+    )
+}
+
+/// A speaker turn in samples, `[start, end)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpeakerTurn {
+    /// First sample.
+    pub start: usize,
+    /// One past the last sample.
+    pub end: usize,
+    /// Global speaker index.
+    pub speaker: usize,
+}
+
+/// Turns from frame activity: runs of active frames become turns; gaps shorter than `min_off`
+/// samples within one speaker are filled, then turns shorter than `min_on` samples are dropped.
+/// Sorted by start, then speaker.
+pub fn turns(
+    activity: &Activity,
+    grid: FrameGrid,
+    total_samples: usize,
+    min_on: usize,
+    min_off: usize,
+) -> Vec<SpeakerTurn> {
+    let mut out = Vec::new();
+    for k in 0..activity.speakers {
+        let mut mine: Vec<SpeakerTurn> = Vec::new();
+        let mut run_start: Option<usize> = None;
+        for g in 0..=activity.frames {
+            let on = g < activity.frames && activity.active[g * activity.speakers + k] != 0;
+            match (on, run_start) {
+                (true, None) => run_start = Some(g),
+                (false, Some(s)) => {
+                    let start = grid.span(s, activity.frames, total_samples).0;
+                    let end = grid.span(g - 1, activity.frames, total_samples).1;
+                    match mine.last_mut() {
+                        Some(prev) if start.saturating_sub(prev.end) < min_off => prev.end = end,
+                        _ if end > start => mine.push(SpeakerTurn { start, end, speaker: k }),
+                        _ => {}
+                    }
+                    run_start = None;
+                }
+                _ => {}
+            }
+        }
+        out.extend(mine.into_iter().filter(|t| t.end - t.start >= min_on));
+    }
+    out.sort_by_key(|t| (t.start, t.speaker));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(first: usize, rows: &[[u8; 2]], speakers: Vec<Option<usize>>) -> PlacedWindow {
+        PlacedWindow {
+            first_frame: first,
+            valid_frames: rows.len(),
+            activity: LocalActivity {
+                frames: rows.len(),
+                speakers: 2,
+                active: rows.iter().flatten().copied().collect(),
+            },
+            speakers,
+        }
+    }
+
+    #[test]
+    fn count_is_the_rounded_mean_over_covering_windows() {
+        let a = window(0, &[[1, 0], [1, 1], [1, 1], [0, 0]], vec![Some(0), Some(1)]);
+        let b = window(2, &[[1, 0], [0, 0], [1, 0]], vec![Some(0), Some(1)]);
+        // frame 2: (2 + 1) / 2 = 1.5 -> 2; frame 3: (0 + 0)/2 = 0; frame 4: 1.
+        assert_eq!(speaker_count(&[a, b], 6), vec![1, 2, 2, 0, 1, 0]);
+    }
+
+    #[test]
+    fn reconstruction_keeps_the_top_count_speakers_and_maps_locals() {
+        // Window b's slot 0 is global speaker 1: slots carry no identity across windows.
+        let a = window(0, &[[1, 0], [1, 1], [0, 1]], vec![Some(0), Some(1)]);
+        let b = window(1, &[[1, 0], [1, 0], [0, 1]], vec![Some(1), Some(0)]);
+        let windows = [a, b];
+        let count = speaker_count(&windows, 4);
+        assert_eq!(count, vec![1, 2, 1, 1]);
+        let (overlap, exclusive) = reconstruct(&windows, &count, 2);
+        assert_eq!(overlap.active, vec![1, 0, 1, 1, 0, 1, 1, 0]);
+        assert_eq!(exclusive.active.iter().map(|&v| v as u32).sum::<u32>(), 4);
+        for g in 0..4 {
+            assert!(exclusive.active[g * 2..g * 2 + 2].iter().sum::<u8>() <= 1);
+        }
+    }
+
+    #[test]
+    fn dropped_slots_and_padding_frames_are_ignored() {
+        let mut a = window(0, &[[1, 1], [1, 1]], vec![Some(0), None]);
+        a.valid_frames = 1;
+        let count = speaker_count(std::slice::from_ref(&a), 2);
+        assert_eq!(count, vec![2, 0]);
+        let (overlap, _) = reconstruct(&[a], &count, 1);
+        assert_eq!(overlap.active, vec![1, 0]);
+    }
+
+    #[test]
+    fn turns_fill_short_gaps_and_drop_short_turns() {
+        let grid = FrameGrid { step: 10, length: 30 };
+        // speaker 0: frames 0-2 on, 3 off, 4-5 on; speaker 1: frame 7 on.
+        let rows: [[u8; 2]; 8] = [[1, 0], [1, 0], [1, 0], [0, 0], [1, 0], [1, 0], [0, 0], [0, 1]];
+        let act = Activity { frames: 8, speakers: 2, active: rows.iter().flatten().copied().collect() };
+        let total = 100;
+        let t = turns(&act, grid, total, 0, 0);
+        assert_eq!(
+            t,
+            vec![
+                SpeakerTurn { start: 0, end: 40, speaker: 0 },
+                SpeakerTurn { start: 50, end: 70, speaker: 0 },
+                SpeakerTurn { start: 80, end: 100, speaker: 1 },
+            ]
+        );
+        let filled = turns(&act, grid, total, 0, 11);
+        assert_eq!(filled[0], SpeakerTurn { start: 0, end: 70, speaker: 0 });
+        let long_only = turns(&act, grid, total, 25, 0);
+        assert_eq!(long_only, vec![SpeakerTurn { start: 0, end: 40, speaker: 0 }]);
+    }
+
+    #[test]
+    fn grid_covers_the_recording() {
+        let grid = FrameGrid { step: 270, length: 991 };
+        assert_eq!(grid.frames_covering(0), 0);
+        assert_eq!(grid.frames_covering(100), 1);
+        let n = grid.frames_covering(160_000);
+        assert_eq!(grid.span(n - 1, n, 160_000).1, 160_000);
+        assert!((n - 1) * 270 + 495 < 160_000 && n * 270 + 495 >= 160_000);
+    }
+}
