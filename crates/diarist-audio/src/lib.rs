@@ -1,1 +1,283 @@
-//! placeholder
+//! Decode audio files of any common format (WAV, FLAC, MP3, OGG/Vorbis, AAC in MP4/M4A) as a
+//! stream of 16 kHz mono `f32` samples: channels are averaged and other rates resampled.
+//!
+//! Memory does not grow with the file: [`AudioStream::read`] decodes one packet at a time. Bad
+//! input never panics: unreadable or unrecognised files are typed errors, a truncated file yields
+//! everything decodable before the damage (counted in [`DecodeStats`]), and non-finite samples
+//! become silence (counted too). Not for: microphones or network streams (other sources push
+//! samples themselves).
+
+mod resample;
+
+use std::fs::File;
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+use symphonia::core::audio::SampleBuffer;
+use symphonia::core::codecs::{CODEC_TYPE_NULL, Decoder, DecoderOptions};
+use symphonia::core::errors::Error as SymphoniaError;
+use symphonia::core::formats::{FormatOptions, FormatReader};
+use symphonia::core::io::{MediaSource, MediaSourceStream};
+use symphonia::core::meta::MetadataOptions;
+use symphonia::core::probe::Hint;
+
+pub use resample::Resampler;
+
+/// The sample rate of every stream this crate produces.
+pub const TARGET_RATE: u32 = 16_000;
+
+/// Why audio could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum AudioError {
+    /// The file could not be opened or read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The bytes are not a container or codec this build understands.
+    #[error("unsupported or unrecognised audio format: {0}")]
+    Unsupported(String),
+    /// The container holds no decodable audio track.
+    #[error("no audio track")]
+    NoTrack,
+    /// Decoding failed in a way that cannot be skipped.
+    #[error("decoding failed at packet {packet} ({seconds:.3} s): {reason}")]
+    Decode {
+        /// Index of the failing packet.
+        packet: u64,
+        /// Source time of the failing packet.
+        seconds: f64,
+        /// The decoder's message.
+        reason: String,
+    },
+    /// The stream's parameters are unusable (e.g. a zero sample rate).
+    #[error("invalid stream: {0}")]
+    Invalid(String),
+}
+
+/// What the source is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceInfo {
+    /// Sample rate of the source.
+    pub sample_rate: u32,
+    /// Channels of the source.
+    pub channels: usize,
+    /// Codec short name.
+    pub codec: String,
+    /// Length in source frames, when the container says.
+    pub frames: Option<u64>,
+}
+
+/// What happened while decoding.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DecodeStats {
+    /// Packets decoded.
+    pub packets: u64,
+    /// Packets skipped because they could not be decoded.
+    pub skipped_packets: u64,
+    /// NaN or infinite samples replaced by 0.
+    pub non_finite_samples: u64,
+    /// The stream ended early (cut-off file); what came before was still delivered.
+    pub truncated: bool,
+    /// Samples delivered at 16 kHz.
+    pub output_samples: u64,
+}
+
+/// A decoding stream of 16 kHz mono samples.
+pub struct AudioStream {
+    reader: Box<dyn FormatReader>,
+    decoder: Box<dyn Decoder>,
+    track: u32,
+    info: SourceInfo,
+    stats: DecodeStats,
+    buffer: Option<SampleBuffer<f32>>,
+    mono: Vec<f32>,
+    resampler: Option<Resampler>,
+    source_frames: u64,
+    done: bool,
+}
+
+impl AudioStream {
+    /// Opens a file; the extension is only a hint, the content decides.
+    pub fn open(path: &Path) -> Result<Self, AudioError> {
+        let file = File::open(path).map_err(|source| AudioError::Io { path: path.to_path_buf(), source })?;
+        let mut hint = Hint::new();
+        if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
+            hint.with_extension(ext);
+        }
+        Self::from_source(Box::new(file), hint)
+    }
+
+    /// Decodes audio held in memory.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, AudioError> {
+        Self::from_source(Box::new(Cursor::new(bytes)), Hint::new())
+    }
+
+    fn from_source(source: Box<dyn MediaSource>, hint: Hint) -> Result<Self, AudioError> {
+        let stream = MediaSourceStream::new(source, Default::default());
+        let probed = symphonia::default::get_probe()
+            .format(&hint, stream, &FormatOptions::default(), &MetadataOptions::default())
+            .map_err(|e| AudioError::Unsupported(e.to_string()))?;
+        let reader = probed.format;
+        let track = reader
+            .tracks()
+            .iter()
+            .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
+            .ok_or(AudioError::NoTrack)?;
+        let params = &track.codec_params;
+        let sample_rate = params.sample_rate.ok_or_else(|| AudioError::Invalid("unknown sample rate".into()))?;
+        if sample_rate == 0 {
+            return Err(AudioError::Invalid("sample rate 0".into()));
+        }
+        let channels = params.channels.map_or(1, |c| c.count()).max(1);
+        let codec = symphonia::default::get_codecs()
+            .get_codec(params.codec)
+            .map_or_else(|| format!("{:?}", params.codec), |d| d.short_name.to_string());
+        let decoder = symphonia::default::get_codecs()
+            .make(params, &DecoderOptions::default())
+            .map_err(|e| AudioError::Unsupported(e.to_string()))?;
+        let info = SourceInfo { sample_rate, channels, codec, frames: params.n_frames };
+        let resampler = if sample_rate == TARGET_RATE {
+            None
+        } else {
+            Some(Resampler::new(sample_rate, TARGET_RATE).map_err(AudioError::Invalid)?)
+        };
+        let track = track.id;
+        Ok(Self {
+            reader,
+            decoder,
+            track,
+            info,
+            stats: DecodeStats::default(),
+            buffer: None,
+            mono: Vec::new(),
+            resampler,
+            source_frames: 0,
+            done: false,
+        })
+    }
+
+    /// What the source is.
+    pub fn info(&self) -> &SourceInfo {
+        &self.info
+    }
+
+    /// What happened while decoding so far.
+    pub fn stats(&self) -> &DecodeStats {
+        &self.stats
+    }
+
+    /// Appends the next samples (16 kHz mono) to `out` and returns how many; 0 means the end.
+    pub fn read(&mut self, out: &mut Vec<f32>) -> Result<usize, AudioError> {
+        let before = out.len();
+        while out.len() == before && !self.done {
+            match self.next_mono()? {
+                true => match &mut self.resampler {
+                    Some(r) => r.push(&self.mono, out),
+                    None => out.extend_from_slice(&self.mono),
+                },
+                false => {
+                    self.done = true;
+                    if let Some(r) = &mut self.resampler {
+                        r.finish(out);
+                    }
+                }
+            }
+        }
+        let n = out.len() - before;
+        self.stats.output_samples += n as u64;
+        Ok(n)
+    }
+
+    /// Decodes the next packet of the track into `self.mono`; false at the end of the stream.
+    fn next_mono(&mut self) -> Result<bool, AudioError> {
+        loop {
+            let packet = match self.reader.next_packet() {
+                Ok(p) => p,
+                Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    // The normal end of most containers, and where a cut-off file stops.
+                    if self.info.frames.is_some_and(|n| self.source_frames < n) {
+                        self.stats.truncated = true;
+                    }
+                    return Ok(false);
+                }
+                Err(SymphoniaError::ResetRequired) => return Ok(false),
+                Err(SymphoniaError::IoError(e)) => {
+                    self.stats.truncated = true;
+                    if self.stats.packets == 0 {
+                        return Err(AudioError::Decode { packet: 0, seconds: 0.0, reason: e.to_string() });
+                    }
+                    return Ok(false);
+                }
+                Err(e) => {
+                    // A damaged container after good audio: keep what was decoded.
+                    if self.stats.packets > 0 {
+                        self.stats.truncated = true;
+                        return Ok(false);
+                    }
+                    return Err(AudioError::Decode { packet: 0, seconds: 0.0, reason: e.to_string() });
+                }
+            };
+            if packet.track_id() != self.track {
+                continue;
+            }
+            let index = self.stats.packets + self.stats.skipped_packets;
+            match self.decoder.decode(&packet) {
+                Ok(decoded) => {
+                    self.stats.packets += 1;
+                    let spec = *decoded.spec();
+                    let frames = decoded.frames();
+                    if frames == 0 {
+                        continue;
+                    }
+                    let buffer = match &mut self.buffer {
+                        Some(b) if b.capacity() >= frames * spec.channels.count() => b,
+                        slot => slot.insert(SampleBuffer::new(decoded.capacity() as u64, spec)),
+                    };
+                    buffer.copy_interleaved_ref(decoded);
+                    self.source_frames += frames as u64;
+                    let channels = spec.channels.count().max(1);
+                    self.mono.clear();
+                    let mut bad = 0u64;
+                    self.mono.extend(buffer.samples().chunks_exact(channels).map(|frame| {
+                        let s = frame.iter().sum::<f32>() / channels as f32;
+                        if s.is_finite() {
+                            s
+                        } else {
+                            bad += 1;
+                            0.0
+                        }
+                    }));
+                    self.stats.non_finite_samples += bad;
+                    return Ok(true);
+                }
+                Err(SymphoniaError::DecodeError(_)) => {
+                    self.stats.skipped_packets += 1;
+                }
+                Err(SymphoniaError::IoError(_)) => {
+                    self.stats.truncated = true;
+                    return Ok(false);
+                }
+                Err(e) => {
+                    return Err(AudioError::Decode {
+                        packet: index,
+                        seconds: packet.ts() as f64 / f64::from(self.info.sample_rate),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Decodes a whole file to 16 kHz mono samples (for short files and tests; long files should be
+/// streamed with [`AudioStream::read`]).
+pub fn decode_all(path: &Path) -> Result<Vec<f32>, AudioError> {
+    let mut stream = AudioStream::open(path)?;
+    let mut out = Vec::new();
+    while stream.read(&mut out)? > 0 {}
+    Ok(out)
+}

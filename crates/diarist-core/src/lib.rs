@@ -8,3 +8,6 @@
 pub mod activity;
 pub mod cluster;
 pub mod reconstruct;
+pub mod assignment;
+pub mod der;
+pub mod rttm;

@@ -2,7 +2,10 @@
 //!
 //! A thin layer over the library crates: argument parsing, file handling and printing.
 
+mod bench;
+mod diarize;
 mod eval;
+mod settings;
 
 use std::process::ExitCode;
 
@@ -18,14 +21,35 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Diarize audio files or directories of audio files; writes RTTM or JSON.
+    Diarize(diarize::DiarizeArgs),
     /// Score hypothesis RTTM against reference RTTM (diarization error rate).
     Eval(eval::EvalArgs),
+    /// Measure model load time, per-window latency and offline speed.
+    Bench(bench::BenchArgs),
+    /// Print the effective configuration.
+    Config(ConfigArgs),
+}
+
+/// Arguments of `diarist config`.
+#[derive(clap::Args)]
+struct ConfigArgs {
+    #[command(flatten)]
+    offline: settings::OfflineArgs,
+    #[command(flatten)]
+    common: settings::CommonArgs,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
+        Command::Diarize(args) => diarize::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::Config(args) => settings::load(&args.common, &args.offline).and_then(|c| {
+            print!("{}", toml::to_string_pretty(&c)?);
+            Ok(ExitCode::SUCCESS)
+        }),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,267 @@
+//! Diarization error rate, computed the way pyannote.metrics computes it: overlapped speech
+//! scored, a collar of total width `collar` removed around every reference turn boundary, both
+//! sides cropped to the UEM (or to the extent of both when there is none), and the one-to-one
+//! speaker mapping that maximises overlap (Hungarian).
+
+use std::collections::BTreeMap;
+use std::ops::AddAssign;
+
+use crate::assignment::max_weight_matching;
+use crate::rttm::Turn;
+
+/// The components of DER, in samples.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DerBreakdown {
+    /// Reference speech, counting overlapped speech once per speaker.
+    pub total: u64,
+    /// Reference speech with no hypothesis speaker to match it.
+    pub miss: u64,
+    /// Hypothesis speech beyond the reference speakers present.
+    pub false_alarm: u64,
+    /// Speech attributed to the wrong (mapped) speaker.
+    pub confusion: u64,
+    /// Speech attributed to the right speaker.
+    pub correct: u64,
+}
+
+impl DerBreakdown {
+    /// Diarization error rate: (miss + false alarm + confusion) / total. Zero reference speech
+    /// gives 0 when there is no error and infinity otherwise.
+    pub fn der(&self) -> f64 {
+        let errors = self.miss + self.false_alarm + self.confusion;
+        if self.total == 0 {
+            if errors == 0 { 0.0 } else { f64::INFINITY }
+        } else {
+            errors as f64 / self.total as f64
+        }
+    }
+
+    /// A component as a fraction of the reference speech.
+    pub fn rate(&self, component: u64) -> f64 {
+        if self.total == 0 { 0.0 } else { component as f64 / self.total as f64 }
+    }
+}
+
+impl AddAssign for DerBreakdown {
+    fn add_assign(&mut self, o: Self) {
+        self.total += o.total;
+        self.miss += o.miss;
+        self.false_alarm += o.false_alarm;
+        self.confusion += o.confusion;
+        self.correct += o.correct;
+    }
+}
+
+/// Sorted, disjoint union of intervals.
+fn union(mut v: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    v.retain(|&(s, e)| e > s);
+    v.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(v.len());
+    for (s, e) in v {
+        match out.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => out.push((s, e)),
+        }
+    }
+    out
+}
+
+/// `a` minus `b`, both sorted and disjoint.
+fn subtract(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    for &(mut s, e) in a {
+        for &(bs, be) in b {
+            if be <= s || bs >= e {
+                continue;
+            }
+            if bs > s {
+                out.push((s, bs));
+            }
+            s = s.max(be);
+            if s >= e {
+                break;
+            }
+        }
+        if s < e {
+            out.push((s, e));
+        }
+    }
+    out
+}
+
+/// Index of each distinct speaker label, in order of first appearance.
+fn label_index(turns: &[Turn]) -> BTreeMap<&str, usize> {
+    let mut names: BTreeMap<&str, usize> = BTreeMap::new();
+    for t in turns {
+        let next = names.len();
+        names.entry(t.speaker.as_str()).or_insert(next);
+    }
+    names
+}
+
+/// Scores `hypothesis` against `reference` (one recording). `uem` limits the scored regions;
+/// `collar` is the total width removed around each reference boundary, in samples.
+pub fn score(reference: &[Turn], hypothesis: &[Turn], uem: Option<&[(u64, u64)]>, collar: u64) -> DerBreakdown {
+    let scored = match uem {
+        Some(u) => union(u.to_vec()),
+        None => {
+            let all = reference.iter().chain(hypothesis).map(|t| (t.start, t.end));
+            let lo = all.clone().map(|x| x.0).min();
+            let hi = all.map(|x| x.1).max();
+            match (lo, hi) {
+                (Some(lo), Some(hi)) => vec![(lo, hi)],
+                _ => Vec::new(),
+            }
+        }
+    };
+    let scored = if collar > 0 {
+        let half = collar / 2;
+        let zones = reference
+            .iter()
+            .flat_map(|t| [t.start, t.end])
+            .map(|b| (b.saturating_sub(half), b + (collar - half)))
+            .collect();
+        subtract(&scored, &union(zones))
+    } else {
+        scored
+    };
+
+    let (ref_names, hyp_names) = (label_index(reference), label_index(hypothesis));
+    let (nr, nh) = (ref_names.len(), hyp_names.len());
+
+    // Elementary segments: between consecutive boundaries of any turn or scored region.
+    let mut cuts: Vec<u64> = reference
+        .iter()
+        .chain(hypothesis)
+        .flat_map(|t| [t.start, t.end])
+        .chain(scored.iter().flat_map(|&(s, e)| [s, e]))
+        .collect();
+    cuts.sort_unstable();
+    cuts.dedup();
+    // Speaker activity per elementary segment, by sweeping with +1/-1 events per label.
+    let index = |c: u64| cuts.binary_search(&c).unwrap_or(0);
+    let segments = cuts.len().saturating_sub(1);
+    let mut ref_delta = vec![vec![0i32; nr]; cuts.len()];
+    let mut hyp_delta = vec![vec![0i32; nh]; cuts.len()];
+    for t in reference {
+        let k = ref_names[t.speaker.as_str()];
+        ref_delta[index(t.start)][k] += 1;
+        ref_delta[index(t.end)][k] -= 1;
+    }
+    for t in hypothesis {
+        let k = hyp_names[t.speaker.as_str()];
+        hyp_delta[index(t.start)][k] += 1;
+        hyp_delta[index(t.end)][k] -= 1;
+    }
+    let mut in_scored = vec![false; segments];
+    for &(s, e) in &scored {
+        for flag in in_scored.iter_mut().take(index(e)).skip(index(s)) {
+            *flag = true;
+        }
+    }
+    let mut ref_on = vec![0i32; nr];
+    let mut hyp_on = vec![0i32; nh];
+    let mut active: Vec<(u64, Vec<usize>, Vec<usize>)> = Vec::new();
+    let mut cooc = vec![vec![0f64; nh]; nr];
+    for i in 0..segments {
+        for k in 0..nr {
+            ref_on[k] += ref_delta[i][k];
+        }
+        for k in 0..nh {
+            hyp_on[k] += hyp_delta[i][k];
+        }
+        if !in_scored[i] {
+            continue;
+        }
+        let dur = cuts[i + 1] - cuts[i];
+        let r: Vec<usize> = (0..nr).filter(|&k| ref_on[k] > 0).collect();
+        let h: Vec<usize> = (0..nh).filter(|&k| hyp_on[k] > 0).collect();
+        for &a in &r {
+            for &b in &h {
+                cooc[a][b] += dur as f64;
+            }
+        }
+        active.push((dur, r, h));
+    }
+    let mapping: Vec<Option<usize>> = max_weight_matching(&cooc)
+        .into_iter()
+        .enumerate()
+        .map(|(r, h)| h.filter(|&h| cooc[r][h] > 0.0))
+        .collect();
+
+    let mut out = DerBreakdown::default();
+    for (dur, r, h) in active {
+        let (n_ref, n_hyp) = (r.len() as u64, h.len() as u64);
+        let correct = r.iter().filter(|&&a| mapping[a].is_some_and(|b| h.contains(&b))).count() as u64;
+        out.total += n_ref * dur;
+        out.miss += n_ref.saturating_sub(n_hyp) * dur;
+        out.false_alarm += n_hyp.saturating_sub(n_ref) * dur;
+        out.confusion += (n_ref.min(n_hyp) - correct) * dur;
+        out.correct += correct * dur;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(start: u64, end: u64, s: &str) -> Turn {
+        Turn { start, end, speaker: s.into() }
+    }
+
+    #[test]
+    fn perfect_and_relabelled_hypotheses_score_zero() {
+        let r = [t(0, 100, "A"), t(100, 200, "B"), t(150, 250, "A")];
+        assert_eq!(score(&r, &r, None, 0).der(), 0.0);
+        let h = [t(0, 100, "x"), t(100, 200, "y"), t(150, 250, "x")];
+        let b = score(&r, &h, None, 0);
+        assert_eq!(b.der(), 0.0);
+        assert_eq!(b.total, 300 - 50 + 50); // A: 0-100, 150-250 (200); B: 100 (overlap counted twice)
+    }
+
+    #[test]
+    fn miss_false_alarm_and_confusion() {
+        let r = [t(0, 100, "A"), t(100, 200, "B")];
+        // all missed
+        let b = score(&r, &[], Some(&[(0, 200)]), 0);
+        assert_eq!((b.total, b.miss, b.der()), (200, 200, 1.0));
+        // a false alarm after the reference
+        let h = [t(0, 100, "x"), t(100, 200, "y"), t(200, 300, "z")];
+        let b = score(&r, &h, Some(&[(0, 300)]), 0);
+        assert_eq!((b.false_alarm, b.der()), (100, 0.5));
+        // one hypothesis speaker for both: half confused
+        let b = score(&r, &[t(0, 200, "x")], None, 0);
+        assert_eq!((b.confusion, b.correct), (100, 100));
+        // overlap in the reference, one speaker in the hypothesis: a miss, not a confusion
+        let r2 = [t(0, 100, "A"), t(0, 100, "B")];
+        let b = score(&r2, &[t(0, 100, "x")], None, 0);
+        assert_eq!((b.total, b.miss, b.confusion, b.correct), (200, 100, 0, 100));
+    }
+
+    #[test]
+    fn collar_and_uem_cropping() {
+        let r = [t(100, 200, "A")];
+        let h = [t(110, 210, "x")];
+        // 10 samples missed at the start and 10 false alarm at the end, without collar.
+        let b = score(&r, &h, None, 0);
+        assert_eq!((b.miss, b.false_alarm), (10, 10));
+        // A 40-sample collar removes 20 samples each side of 100 and 200: no error left.
+        let b = score(&r, &h, None, 40);
+        assert_eq!(b.der(), 0.0);
+        assert_eq!(b.total, 60);
+        // The UEM crops both sides.
+        let b = score(&r, &h, Some(&[(150, 205)]), 0);
+        assert_eq!((b.total, b.false_alarm), (50, 5));
+    }
+
+    #[test]
+    fn empty_inputs() {
+        assert_eq!(score(&[], &[], None, 0), DerBreakdown::default());
+        assert_eq!(score(&[], &[t(0, 10, "x")], None, 0).der(), f64::INFINITY);
+        let mut pooled = DerBreakdown::default();
+        pooled += score(&[t(0, 10, "A")], &[], None, 0);
+        pooled += score(&[t(0, 30, "A")], &[t(0, 30, "x")], None, 0);
+        assert_eq!(pooled.der(), 0.25);
+    }
+}

@@ -1,0 +1,126 @@
+//! `configs/diarist.toml`: every tunable with its default written out in the file.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::EngineError;
+
+/// Where the ONNX Runtime library is and how sessions are threaded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// ONNX Runtime shared library.
+    pub onnxruntime: PathBuf,
+    /// Threads inside one model run.
+    pub intra_threads: usize,
+    /// Parallel workers for batch jobs; 0 = one per core.
+    pub workers: usize,
+}
+
+/// Which models to load.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelsConfig {
+    /// Directory of the segmentation model's manifest.
+    pub segmentation: PathBuf,
+    /// Directory of the embedding model's manifest.
+    pub embedding: PathBuf,
+    /// Variant of the segmentation model ("fp32" or a manifest variant).
+    pub segmentation_variant: String,
+    /// Variant of the embedding model ("fp32" or a manifest variant).
+    pub embedding_variant: String,
+}
+
+/// Offline (whole-recording) diarization settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OfflineConfig {
+    /// Analysis window length, seconds.
+    pub window_secs: f64,
+    /// Step between windows, seconds.
+    pub step_secs: f64,
+    /// Threshold for multilabel segmentation models.
+    pub multilabel_threshold: f32,
+    /// Least speech in a window for a local speaker to get an embedding, seconds.
+    pub min_embedding_speech_secs: f64,
+    /// Least speech for an embedding to shape the clusters, seconds.
+    pub min_cluster_speech_secs: f64,
+    /// Average-linkage stopping distance (cosine).
+    pub cluster_threshold: f32,
+    /// Clusters with fewer members are folded into the nearest larger one.
+    pub min_cluster_size: usize,
+    /// Exact number of speakers (0 = unknown).
+    pub num_speakers: usize,
+    /// Least number of speakers (0 = no bound).
+    pub min_speakers: usize,
+    /// Most speakers (0 = no bound).
+    pub max_speakers: usize,
+    /// Drop turns shorter than this, seconds.
+    pub min_duration_on_secs: f64,
+    /// Fill same-speaker gaps shorter than this, seconds.
+    pub min_duration_off_secs: f64,
+    /// Most embeddings clustered directly; long recordings are subsampled, the rest assigned.
+    pub max_cluster_embeddings: usize,
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// ONNX Runtime settings.
+    pub runtime: RuntimeConfig,
+    /// Model choice.
+    pub models: ModelsConfig,
+    /// Offline diarization.
+    pub offline: OfflineConfig,
+}
+
+impl Config {
+    /// Reads a configuration file; relative paths in it are resolved against the directory above
+    /// the file's own directory (the repository root for `configs/diarist.toml`).
+    pub fn load(path: &Path) -> Result<Self, EngineError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| EngineError::Config(format!("cannot read {}: {e}", path.display())))?;
+        let mut config: Config = toml::from_str(&text)
+            .map_err(|e| EngineError::Config(format!("{}: {e}", path.display())))?;
+        let base = path
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.parent().and_then(Path::parent).map(Path::to_path_buf))
+            .unwrap_or_default();
+        for p in [
+            &mut config.runtime.onnxruntime,
+            &mut config.models.segmentation,
+            &mut config.models.embedding,
+        ] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks value ranges.
+    pub fn validate(&self) -> Result<(), EngineError> {
+        let o = &self.offline;
+        let bad = |what: &str| Err(EngineError::Config(format!("offline.{what}")));
+        if !(o.window_secs.is_finite() && o.window_secs >= 0.5 && o.window_secs <= 60.0) {
+            return bad("window_secs must be between 0.5 and 60");
+        }
+        if !(o.step_secs.is_finite() && o.step_secs > 0.0 && o.step_secs <= o.window_secs) {
+            return bad("step_secs must be positive and at most window_secs");
+        }
+        if !(o.cluster_threshold.is_finite() && (0.0..=2.0).contains(&o.cluster_threshold)) {
+            return bad("cluster_threshold must be a cosine distance in [0, 2]");
+        }
+        if o.max_speakers > 0 && o.min_speakers > o.max_speakers {
+            return bad("min_speakers must not exceed max_speakers");
+        }
+        if o.max_cluster_embeddings < 2 {
+            return bad("max_cluster_embeddings must be at least 2");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,21 @@
+//! Runs diarization end to end: audio in, segmentation and embedding models, clustering, speaker
+//! turns out. Knows nothing of the wire format or the command line.
+
+pub mod config;
+pub mod offline;
+
+pub use config::Config;
+
+/// Everything that can stop a diarization.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The configuration is invalid.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The audio could not be read.
+    #[error(transparent)]
+    Audio(#[from] diarist_audio::AudioError),
+    /// A model failed to load or run.
+    #[error(transparent)]
+    Model(#[from] diarist_models::ModelError),
+}

@@ -1,0 +1,350 @@
+//! Offline diarization of a whole recording.
+//!
+//! Audio streams through once: sliding windows are segmented and embedded as soon as they are
+//! complete, and only the per-window activity (a few bytes per frame) and embeddings are kept, so
+//! memory grows with the number of windows, not with the audio. At the end the embeddings are
+//! clustered into global speakers (two local speakers of one window never share a speaker), and
+//! recording-level activity is rebuilt with the per-frame speaker count.
+
+use diarist_core::activity::{self, LocalActivity, ScoreKind};
+use diarist_core::assignment::max_weight_matching;
+use diarist_core::cluster::{self, ClusterCount, EmbeddingMatrix};
+use diarist_core::reconstruct::{self, Activity, FrameGrid, PlacedWindow, SpeakerTurn};
+use std::path::Path;
+
+use diarist_audio::AudioStream;
+use diarist_models::{
+    Activation, EmbeddingModel, ModelSpec, OutputKind, Runtime, SegmentationModel, SessionOptions,
+};
+
+use crate::config::OfflineConfig;
+use crate::{Config, EngineError};
+
+/// Sample rate of everything the engine handles.
+pub const SAMPLE_RATE: usize = 16_000;
+
+/// The two models one worker runs.
+pub struct Models {
+    /// Frame-level speaker segmentation.
+    pub segmentation: SegmentationModel,
+    /// Speaker embedding with per-speaker frame weights.
+    pub embedding: EmbeddingModel,
+}
+
+impl Models {
+    /// Loads the models a configuration names, on the ONNX Runtime it names.
+    pub fn load(config: &Config) -> Result<Self, EngineError> {
+        let runtime = Runtime::load(&config.runtime.onnxruntime)?;
+        let opts = SessionOptions { intra_threads: config.runtime.intra_threads };
+        let variant = |v: &str| if v == "fp32" { None } else { Some(v.to_string()) };
+        let seg = ModelSpec::load(&config.models.segmentation, variant(&config.models.segmentation_variant).as_deref())?;
+        let emb = ModelSpec::load(&config.models.embedding, variant(&config.models.embedding_variant).as_deref())?;
+        Ok(Self {
+            segmentation: SegmentationModel::load(&runtime, &seg, opts)?,
+            embedding: EmbeddingModel::load(&runtime, &emb, opts)?,
+        })
+    }
+}
+
+/// Diarizes an audio file of any supported format.
+pub fn diarize_file(models: &mut Models, cfg: &OfflineConfig, path: &Path) -> Result<Diarization, EngineError> {
+    let mut audio = AudioStream::open(path)?;
+    diarize(models, cfg, |buf| audio.read(buf))
+}
+
+/// The outcome of diarizing one recording.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diarization {
+    /// Samples of audio diarized.
+    pub samples: usize,
+    /// Number of global speakers found.
+    pub speakers: usize,
+    /// Overlap-aware turns (several speakers may talk at once).
+    pub turns: Vec<SpeakerTurn>,
+    /// Exclusive turns: at most one speaker at a time, for aligning transcripts.
+    pub exclusive_turns: Vec<SpeakerTurn>,
+    /// Windows segmented.
+    pub windows: usize,
+    /// Embeddings computed.
+    pub embeddings: usize,
+}
+
+/// Settings resolved against the loaded models, in samples and frames.
+#[derive(Debug, Clone)]
+struct Plan {
+    window: usize,
+    step: usize,
+    grid: FrameGrid,
+    speakers: usize,
+    kind: ScoreKind,
+    min_embed_frames: usize,
+    min_cluster_frames: usize,
+    count: ClusterCount,
+    min_cluster_size: usize,
+    max_cluster_embeddings: usize,
+    min_on: usize,
+    min_off: usize,
+}
+
+impl Plan {
+    fn new(models: &Models, cfg: &OfflineConfig) -> Result<Self, EngineError> {
+        let spec = models.segmentation.spec();
+        let out = &spec.manifest.output;
+        let grid = FrameGrid { step: spec.frames().step, length: spec.frames().length };
+        let speakers = out.max_speakers.unwrap_or(0);
+        let kind = match out.kind {
+            OutputKind::Powerset => ScoreKind::Powerset { classes: out.classes.clone().unwrap_or_default() },
+            OutputKind::Multilabel => ScoreKind::Multilabel {
+                threshold: cfg.multilabel_threshold,
+                logits: out.activation == Activation::Logits,
+            },
+            OutputKind::Embedding => {
+                return Err(EngineError::Config("the segmentation model has an embedding output".into()));
+            }
+        };
+        let secs = |s: f64| (s * SAMPLE_RATE as f64).round() as usize;
+        let window = secs(cfg.window_secs).max(spec.manifest.input.min_samples);
+        let step = (secs(cfg.step_secs) / grid.step).max(1) * grid.step;
+        let frames_of = |s: f64| (secs(s) as f64 / grid.step as f64).round() as usize;
+        let unbounded = |v: usize| if v == 0 { None } else { Some(v) };
+        Ok(Self {
+            window,
+            step,
+            grid,
+            speakers,
+            kind,
+            min_embed_frames: frames_of(cfg.min_embedding_speech_secs).max(1),
+            min_cluster_frames: frames_of(cfg.min_cluster_speech_secs).max(1),
+            count: ClusterCount {
+                threshold: cfg.cluster_threshold,
+                num: unbounded(cfg.num_speakers),
+                min: cfg.min_speakers.max(1),
+                max: unbounded(cfg.max_speakers),
+            },
+            min_cluster_size: cfg.min_cluster_size.max(1),
+            max_cluster_embeddings: cfg.max_cluster_embeddings,
+            min_on: secs(cfg.min_duration_on_secs),
+            min_off: secs(cfg.min_duration_off_secs),
+        })
+    }
+}
+
+/// One embedding and where it came from.
+struct LocalEmbedding {
+    window: usize,
+    slot: usize,
+    /// Frames the speaker is alone in the window: how trustworthy the embedding is.
+    clean_frames: usize,
+}
+
+/// Diarizes one recording read from `read`, which appends the next chunk of 16 kHz mono samples
+/// to its argument and returns how many it appended (0 at the end).
+pub fn diarize<E>(
+    models: &mut Models,
+    cfg: &OfflineConfig,
+    mut read: impl FnMut(&mut Vec<f32>) -> Result<usize, E>,
+) -> Result<Diarization, EngineError>
+where
+    EngineError: From<E>,
+{
+    let plan = Plan::new(models, cfg)?;
+    let mut state = State::new(models.embedding.dimension());
+    // `buf` holds samples from `buf_start` on; windows start at multiples of `plan.step`.
+    let mut buf: Vec<f32> = Vec::with_capacity(plan.window + plan.step + SAMPLE_RATE);
+    let mut buf_start = 0usize;
+    let mut next_start = 0usize;
+    let mut last_start: Option<usize> = None;
+    loop {
+        let n = read(&mut buf)?;
+        let end = buf_start + buf.len();
+        while next_start + plan.window <= end {
+            let at = next_start - buf_start;
+            state.window(models, &plan, next_start, &buf[at..at + plan.window])?;
+            last_start = Some(next_start);
+            next_start += plan.step;
+            // Keep enough history for a final window aligned to the end of the recording.
+            let keep_from = next_start.saturating_sub(plan.step + plan.grid.step).max(buf_start);
+            buf.drain(..keep_from - buf_start);
+            buf_start = keep_from;
+        }
+        if n == 0 {
+            break;
+        }
+    }
+    let total = buf_start + buf.len();
+    let min_samples = models.segmentation.spec().manifest.input.min_samples.max(models.embedding.min_samples());
+    if total >= plan.window {
+        // A last window ending at the recording's end, on the frame grid.
+        let start = (total - plan.window) / plan.grid.step * plan.grid.step;
+        if last_start.is_none_or(|s| start > s) && start >= buf_start {
+            let at = start - buf_start;
+            state.window(models, &plan, start, &buf[at..at + plan.window])?;
+        }
+    } else if total >= min_samples {
+        // A recording shorter than one window is one window of its own length.
+        state.window(models, &plan, 0, &buf[..total])?;
+    }
+    Ok(state.finish(&plan, total))
+}
+
+/// Everything kept between windows.
+struct State {
+    windows: Vec<PlacedWindow>,
+    embeddings: EmbeddingMatrix,
+    sources: Vec<LocalEmbedding>,
+    weights: Vec<f32>,
+}
+
+impl State {
+    fn new(dim: usize) -> Self {
+        Self { windows: Vec::new(), embeddings: EmbeddingMatrix::new(dim), sources: Vec::new(), weights: Vec::new() }
+    }
+
+    /// Segments and embeds the window starting at sample `start`.
+    fn window(&mut self, models: &mut Models, plan: &Plan, start: usize, audio: &[f32]) -> Result<(), EngineError> {
+        let scores = models.segmentation.run(audio, audio.len())?;
+        let local: LocalActivity = activity::decode(scores.window(0), scores.frames, plan.speakers, &plan.kind);
+        let index = self.windows.len();
+        // Which local speakers get an embedding, and from which frames.
+        let wanted: Vec<(usize, usize)> = (0..plan.speakers)
+            .map(|s| (s, local.frames_active(s)))
+            .filter(|&(_, n)| n >= plan.min_embed_frames)
+            .map(|(s, _)| (s, local.frames_alone(s)))
+            .collect();
+        if !wanted.is_empty() {
+            let geometry = models.embedding.weight_geometry();
+            let t = geometry.frames(audio.len());
+            self.weights.clear();
+            for &(s, clean) in &wanted {
+                // Prefer frames where the speaker is alone when there are enough of them.
+                let clean_only = clean >= plan.min_embed_frames;
+                for j in 0..t {
+                    let centre = (j * geometry.step + geometry.length / 2) as f64;
+                    let f = ((centre - (plan.grid.length / 2) as f64) / plan.grid.step as f64).round();
+                    let f = (f.max(0.0) as usize).min(local.frames.saturating_sub(1));
+                    let on = local.is_active(f, s) && (!clean_only || local.count(f) == 1);
+                    self.weights.push(if on { 1.0 } else { 0.0 });
+                }
+            }
+            let out = models.embedding.run(audio, audio.len(), &self.weights, wanted.len())?;
+            for (i, &(slot, clean)) in wanted.iter().enumerate() {
+                self.embeddings.push(out.get(0, i));
+                self.sources.push(LocalEmbedding { window: index, slot, clean_frames: clean });
+            }
+        }
+        let frames = local.frames;
+        self.windows.push(PlacedWindow {
+            first_frame: start / plan.grid.step,
+            valid_frames: frames,
+            activity: local,
+            speakers: vec![None; plan.speakers],
+        });
+        Ok(())
+    }
+
+    /// Clusters the embeddings and rebuilds the recording's turns.
+    fn finish(mut self, plan: &Plan, total: usize) -> Diarization {
+        let k = self.cluster(plan);
+        let frames = plan.grid.frames_covering(total);
+        let count = reconstruct::speaker_count(&self.windows, frames);
+        let (overlap, exclusive) = reconstruct::reconstruct(&self.windows, &count, k);
+        let (overlap, exclusive, speakers) = renumber(overlap, exclusive);
+        Diarization {
+            samples: total,
+            speakers,
+            turns: reconstruct::turns(&overlap, plan.grid, total, plan.min_on, plan.min_off),
+            exclusive_turns: reconstruct::turns(&exclusive, plan.grid, total, plan.min_on, plan.min_off),
+            windows: self.windows.len(),
+            embeddings: self.sources.len(),
+        }
+    }
+
+    /// Assigns a global speaker to every embedded local speaker; returns the number of clusters.
+    fn cluster(&mut self, plan: &Plan) -> usize {
+        let n = self.sources.len();
+        if n == 0 {
+            return 0;
+        }
+        // Embeddings from enough clean speech shape the clusters (all of them if none qualify).
+        let mut train: Vec<usize> =
+            (0..n).filter(|&i| self.sources[i].clean_frames >= plan.min_cluster_frames).collect();
+        if train.len() < 2 {
+            train = (0..n).collect();
+        }
+        if train.len() > plan.max_cluster_embeddings {
+            let stride = train.len() as f64 / plan.max_cluster_embeddings as f64;
+            train = (0..plan.max_cluster_embeddings).map(|i| train[(i as f64 * stride) as usize]).collect();
+        }
+        let mut x = EmbeddingMatrix::new(self.embeddings.dim);
+        for &i in &train {
+            x.data.extend_from_slice(self.embeddings.row(i));
+        }
+        let merges = cluster::average_linkage(&x);
+        let applied = cluster::merges_to_apply(&merges, x.len(), &plan.count);
+        let labels = cluster::cut(&merges, x.len(), applied);
+        let k = labels.iter().max().map_or(0, |m| m + 1);
+        let mut centroids = cluster::centroids(&x, &labels, k);
+        // Fold clusters with too few members into the nearest large one (unless a speaker count
+        // was asked for, which the fold could break).
+        if plan.count.num.is_none() {
+            let mut sizes = vec![0usize; k];
+            for &l in &labels {
+                sizes[l] += 1;
+            }
+            let large: Vec<usize> = (0..k).filter(|&c| sizes[c] >= plan.min_cluster_size).collect();
+            let keep = large.len().max(plan.count.min.min(k));
+            if !large.is_empty() && large.len() < k && keep == large.len() {
+                let mut kept = EmbeddingMatrix::new(x.dim);
+                for &c in &large {
+                    kept.data.extend_from_slice(centroids.row(c));
+                }
+                centroids = kept;
+            }
+        }
+        let k = centroids.len();
+        // Per window, an optimal one-to-one assignment of local speakers to centroids.
+        let mut i = 0;
+        while i < n {
+            let w = self.sources[i].window;
+            let mut j = i;
+            while j < n && self.sources[j].window == w {
+                j += 1;
+            }
+            let scores: Vec<Vec<f64>> = (i..j)
+                .map(|e| (0..k).map(|c| f64::from(cluster::dot(self.embeddings.row(e), centroids.row(c)))).collect())
+                .collect();
+            for (row, assigned) in max_weight_matching(&scores).into_iter().enumerate() {
+                let slot = self.sources[i + row].slot;
+                self.windows[w].speakers[slot] = assigned;
+            }
+            i = j;
+        }
+        k
+    }
+}
+
+/// Drops speakers with no activity and renumbers the rest in order of first appearance.
+fn renumber(overlap: Activity, exclusive: Activity) -> (Activity, Activity, usize) {
+    let k = overlap.speakers;
+    let mut first = vec![usize::MAX; k];
+    for g in 0..overlap.frames {
+        for s in 0..k {
+            if overlap.active[g * k + s] != 0 && first[s] == usize::MAX {
+                first[s] = g;
+            }
+        }
+    }
+    let mut order: Vec<usize> = (0..k).filter(|&s| first[s] != usize::MAX).collect();
+    order.sort_by_key(|&s| first[s]);
+    let remap = |a: &Activity| {
+        let mut active = vec![0u8; a.frames * order.len()];
+        for g in 0..a.frames {
+            for (new, &old) in order.iter().enumerate() {
+                active[g * order.len() + new] = a.active[g * k + old];
+            }
+        }
+        Activity { frames: a.frames, speakers: order.len(), active }
+    };
+    let (o, e) = (remap(&overlap), remap(&exclusive));
+    (o, e, order.len())
+}

@@ -1,0 +1,186 @@
+//! `diarist bench`: model load time, per-window model latency, offline speed and accuracy.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use anyhow::Context;
+use diarist_audio::AudioStream;
+use diarist_core::der::{self, DerBreakdown};
+use diarist_core::rttm;
+use diarist_engine::Config;
+use diarist_engine::offline::{self, Diarization, Models, SAMPLE_RATE};
+use hdrhistogram::Histogram;
+
+use crate::diarize::{collect_inputs, file_id, label};
+use crate::settings::{self, CommonArgs, OfflineArgs};
+
+/// Arguments of `diarist bench`.
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Audio files or directories [default: the AMI excerpts in ../shared/eval/ami or audio-fixtures].
+    pub inputs: Vec<PathBuf>,
+    /// Directory (or file) of reference RTTM: scores DER (collar 0, overlap scored, pooled).
+    #[arg(long = "ref")]
+    pub reference: Option<PathBuf>,
+    /// Windows timed per model and window length.
+    #[arg(long, default_value_t = 50)]
+    pub windows: usize,
+    #[command(flatten)]
+    pub offline: OfflineArgs,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+fn percentiles(h: &Histogram<u64>) -> String {
+    let ms = |v: u64| v as f64 / 1000.0;
+    format!(
+        "p50 {:7.2} ms  p95 {:7.2} ms  p99 {:7.2} ms  max {:7.2} ms  (n={})",
+        ms(h.value_at_quantile(0.50)),
+        ms(h.value_at_quantile(0.95)),
+        ms(h.value_at_quantile(0.99)),
+        ms(h.max()),
+        h.len()
+    )
+}
+
+fn histogram() -> anyhow::Result<Histogram<u64>> {
+    Histogram::new_with_bounds(1, 600_000_000, 3).context("creating a latency histogram")
+}
+
+/// Times the models on `count` windows of `secs` seconds cut from `audio`.
+fn time_models(models: &mut Models, audio: &[f32], secs: f64, count: usize) -> anyhow::Result<(Histogram<u64>, Histogram<u64>, Histogram<u64>)> {
+    let len = (secs * SAMPLE_RATE as f64) as usize;
+    let (mut seg, mut emb1, mut emb3) = (histogram()?, histogram()?, histogram()?);
+    if audio.len() < len {
+        return Ok((seg, emb1, emb3));
+    }
+    let frames = models.embedding.weight_geometry().frames(len);
+    let ones1 = vec![1.0f32; frames];
+    let ones3 = vec![1.0f32; 3 * frames];
+    let hop = ((audio.len() - len) / count.max(1)).max(1);
+    for i in 0..count {
+        let start = (i * hop) % (audio.len() - len + 1);
+        let w = &audio[start..start + len];
+        let t = Instant::now();
+        models.segmentation.run(w, len)?;
+        seg.record(t.elapsed().as_micros() as u64)?;
+        let t = Instant::now();
+        models.embedding.run(w, len, &ones1, 1)?;
+        emb1.record(t.elapsed().as_micros() as u64)?;
+        let t = Instant::now();
+        models.embedding.run(w, len, &ones3, 3)?;
+        emb3.record(t.elapsed().as_micros() as u64)?;
+    }
+    Ok((seg, emb1, emb3))
+}
+
+/// Diarizes `files` with `workers` threads; returns wall seconds and the results.
+fn run_offline(config: &Config, files: &[PathBuf], workers: usize) -> anyhow::Result<(f64, Vec<(String, Diarization)>)> {
+    let next = AtomicUsize::new(0);
+    let results = Mutex::new(Vec::new());
+    let errors = Mutex::new(Vec::new());
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                let mut models = match Models::load(config) {
+                    Ok(m) => m,
+                    Err(e) => return errors.lock().unwrap_or_else(|p| p.into_inner()).push(e.to_string()),
+                };
+                while let Some(f) = files.get(next.fetch_add(1, Ordering::SeqCst)) {
+                    match offline::diarize_file(&mut models, &config.offline, f) {
+                        Ok(d) => results.lock().unwrap_or_else(|p| p.into_inner()).push((file_id(f), d)),
+                        Err(e) => errors.lock().unwrap_or_else(|p| p.into_inner()).push(format!("{}: {e}", f.display())),
+                    }
+                }
+            });
+        }
+    });
+    let wall = started.elapsed().as_secs_f64();
+    let errors = errors.into_inner().unwrap_or_else(|p| p.into_inner());
+    if let Some(e) = errors.first() {
+        anyhow::bail!("{e}");
+    }
+    let mut results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    results.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok((wall, results))
+}
+
+/// Runs `diarist bench`.
+pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
+    let config = settings::load(&args.common, &args.offline)?;
+    let inputs = if args.inputs.is_empty() { vec![PathBuf::from("../shared/eval/ami")] } else { args.inputs.clone() };
+    let files = collect_inputs(&inputs)?;
+    anyhow::ensure!(!files.is_empty(), "no audio files to benchmark");
+
+    println!("# diarist bench");
+    println!(
+        "config: segmentation {} ({}), embedding {} ({}), window {} s, step {} s, intra_threads {}",
+        config.models.segmentation.display(),
+        config.models.segmentation_variant,
+        config.models.embedding.display(),
+        config.models.embedding_variant,
+        config.offline.window_secs,
+        config.offline.step_secs,
+        config.runtime.intra_threads
+    );
+
+    let t = Instant::now();
+    let mut models = Models::load(&config)?;
+    let first_load = t.elapsed().as_secs_f64() * 1000.0;
+    let t = Instant::now();
+    drop(Models::load(&config)?);
+    let warm_load = t.elapsed().as_secs_f64() * 1000.0;
+    println!("model load: {first_load:.0} ms (first, with the runtime), {warm_load:.0} ms (one more worker)");
+
+    let mut audio = Vec::new();
+    let mut stream = AudioStream::open(&files[0])?;
+    while stream.read(&mut audio)? > 0 {}
+    for secs in [3.0, 10.0] {
+        let (seg, emb1, emb3) = time_models(&mut models, &audio, secs, args.windows)?;
+        println!("{secs:>4} s window  segmentation        {}", percentiles(&seg));
+        println!("{secs:>4} s window  embedding, 1 speaker {}", percentiles(&emb1));
+        println!("{secs:>4} s window  embedding, 3 speakers {}", percentiles(&emb3));
+    }
+    drop(models);
+
+    let cores = settings::workers(&config, files.len());
+    let (wall1, _) = run_offline(&config, &files, 1)?;
+    let (wall, results) = run_offline(&config, &files, cores)?;
+    let audio_secs: f64 = results.iter().map(|(_, d)| d.samples as f64).sum::<f64>() / SAMPLE_RATE as f64;
+    println!(
+        "offline: {} files, {audio_secs:.1} s of audio: 1 worker {wall1:.2} s ({:.1}x real time), {cores} workers {wall:.2} s ({:.1}x real time, {:.2}x the 1-worker run)",
+        files.len(),
+        audio_secs / wall1,
+        audio_secs / wall,
+        wall1 / wall
+    );
+
+    if let Some(r) = &args.reference {
+        let refs = crate::eval::read_rttm_tree(r)?;
+        let uems = crate::eval::read_uem_tree(r)?;
+        let mut pooled = DerBreakdown::default();
+        for (id, d) in &results {
+            let hyp: Vec<rttm::Turn> = d
+                .turns
+                .iter()
+                .map(|t| rttm::Turn { start: t.start as u64, end: t.end as u64, speaker: label(t.speaker) })
+                .collect();
+            let reference = refs.get(id).map(Vec::as_slice).unwrap_or(&[]);
+            let b = der::score(reference, &hyp, uems.get(id).map(Vec::as_slice), 0);
+            println!("DER {id}: {:.2} %", 100.0 * b.der());
+            pooled += b;
+        }
+        println!(
+            "DER pooled (collar 0, overlap scored): {:.2} % (miss {:.2} %, false alarm {:.2} %, confusion {:.2} %)",
+            100.0 * pooled.der(),
+            100.0 * pooled.miss as f64 / pooled.total.max(1) as f64,
+            100.0 * pooled.false_alarm as f64 / pooled.total.max(1) as f64,
+            100.0 * pooled.confusion as f64 / pooled.total.max(1) as f64,
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,229 @@
+//! `diarist diarize`: offline diarization of files and directories, in parallel.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use anyhow::Context;
+use diarist_core::reconstruct::SpeakerTurn;
+use diarist_core::rttm;
+use diarist_engine::offline::{self, Diarization, Models, SAMPLE_RATE};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::settings::{self, CommonArgs, OfflineArgs};
+
+/// Output format of `diarist diarize`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// NIST RTTM, one SPEAKER line per turn.
+    Rttm,
+    /// JSON with overlap-aware and exclusive turns.
+    Json,
+}
+
+/// Arguments of `diarist diarize`.
+#[derive(clap::Args)]
+pub struct DiarizeArgs {
+    /// Audio files, or directories searched recursively for audio files.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Directory for one output file per input; standard output when absent.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "rttm")]
+    pub format: Format,
+    /// Skip inputs whose output file already exists (resume an interrupted batch).
+    #[arg(long)]
+    pub skip_existing: bool,
+    /// Files diarized in parallel (default: the configuration's workers, 0 = one per core).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    #[command(flatten)]
+    pub offline: OfflineArgs,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// File extensions picked up when walking a directory.
+const AUDIO_EXTENSIONS: &[&str] = &["wav", "flac", "mp3", "ogg", "oga", "m4a", "mp4", "aac", "wave"];
+
+/// Lists the input files: named files as they are, directories walked for audio files, sorted.
+pub fn collect_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            walk(input, &mut files).with_context(|| format!("reading directory {}", input.display()))?;
+        } else {
+            files.push(input.clone());
+        }
+    }
+    Ok(files)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else if path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| AUDIO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+        {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// The RTTM file id of an input: its name without the extension.
+pub fn file_id(path: &Path) -> String {
+    path.file_stem().map_or_else(|| "audio".into(), |s| s.to_string_lossy().into_owned())
+}
+
+/// Speaker label of global speaker `k`.
+pub fn label(k: usize) -> String {
+    format!("SPEAKER_{k:02}")
+}
+
+fn to_rttm_turns(turns: &[SpeakerTurn]) -> Vec<rttm::Turn> {
+    turns
+        .iter()
+        .map(|t| rttm::Turn { start: t.start as u64, end: t.end as u64, speaker: label(t.speaker) })
+        .collect()
+}
+
+/// Renders one recording's result in `format`.
+pub fn render(id: &str, d: &Diarization, format: Format) -> String {
+    match format {
+        Format::Rttm => rttm::write(id, &to_rttm_turns(&d.turns)),
+        Format::Json => {
+            let secs = |s: usize| (s as f64 / SAMPLE_RATE as f64 * 1000.0).round() / 1000.0;
+            let turns = |ts: &[SpeakerTurn]| {
+                ts.iter()
+                    .map(|t| serde_json::json!({"start": secs(t.start), "end": secs(t.end), "speaker": label(t.speaker)}))
+                    .collect::<Vec<_>>()
+            };
+            let value = serde_json::json!({
+                "file_id": id,
+                "duration": secs(d.samples),
+                "speakers": (0..d.speakers).map(label).collect::<Vec<_>>(),
+                "turns": turns(&d.turns),
+                "exclusive_turns": turns(&d.exclusive_turns),
+            });
+            let mut s = serde_json::to_string_pretty(&value).unwrap_or_default();
+            s.push('\n');
+            s
+        }
+    }
+}
+
+/// Writes `text` to `path` atomically: a temporary file in the same directory, then a rename.
+fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+/// Runs `diarist diarize`.
+pub fn run(args: &DiarizeArgs) -> anyhow::Result<ExitCode> {
+    let mut config = settings::load(&args.common, &args.offline)?;
+    if let Some(w) = args.workers {
+        config.runtime.workers = w;
+    }
+    let files = collect_inputs(&args.inputs)?;
+    if let Some(dir) = &args.output {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let ext = match args.format {
+        Format::Rttm => "rttm",
+        Format::Json => "json",
+    };
+    let out_path = |f: &Path| args.output.as_ref().map(|d| d.join(format!("{}.{ext}", file_id(f))));
+    let todo: Vec<&PathBuf> = files
+        .iter()
+        .filter(|f| !(args.skip_existing && out_path(f).is_some_and(|p| p.exists())))
+        .collect();
+    let skipped = files.len() - todo.len();
+    let workers = settings::workers(&config, todo.len());
+
+    let started = Instant::now();
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new(todo.len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let next = AtomicUsize::new(0);
+    let audio_samples = AtomicUsize::new(0);
+    let failures: Mutex<Vec<(PathBuf, String)>> = Mutex::new(Vec::new());
+    let stdout = Mutex::new(());
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                let mut models = match Models::load(&config) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        // Without models this worker can do nothing: fail what it would have taken.
+                        let msg = format!("{e}");
+                        while let Some(f) = todo.get(next.fetch_add(1, Ordering::SeqCst)) {
+                            failures.lock().unwrap_or_else(|p| p.into_inner()).push(((*f).clone(), msg.clone()));
+                            bar.inc(1);
+                        }
+                        return;
+                    }
+                };
+                while let Some(f) = todo.get(next.fetch_add(1, Ordering::SeqCst)) {
+                    bar.set_message(file_id(f));
+                    let result = offline::diarize_file(&mut models, &config.offline, f)
+                        .map_err(anyhow::Error::from)
+                        .and_then(|d| {
+                            audio_samples.fetch_add(d.samples, Ordering::Relaxed);
+                            let text = render(&file_id(f), &d, args.format);
+                            match out_path(f) {
+                                Some(p) => write_atomic(&p, &text).with_context(|| format!("writing {}", p.display())),
+                                None => {
+                                    let _guard = stdout.lock().unwrap_or_else(|p| p.into_inner());
+                                    std::io::stdout().write_all(text.as_bytes()).context("writing to standard output")
+                                }
+                            }
+                        });
+                    if let Err(e) = result {
+                        bar.suspend(|| eprintln!("diarist: skipped {}: {e:#}", f.display()));
+                        failures.lock().unwrap_or_else(|p| p.into_inner()).push(((*f).clone(), format!("{e:#}")));
+                    }
+                    bar.inc(1);
+                }
+            });
+        }
+    });
+    bar.finish_and_clear();
+    let wall = started.elapsed().as_secs_f64();
+    let audio_secs = audio_samples.load(Ordering::Relaxed) as f64 / SAMPLE_RATE as f64;
+    let failures = failures.into_inner().unwrap_or_else(|p| p.into_inner());
+    eprintln!(
+        "diarist: {} files ({} skipped as existing), {:.3} h of audio in {:.2} s wall, {:.1}x real time, {} workers, {} failed",
+        todo.len(),
+        skipped,
+        audio_secs / 3600.0,
+        wall,
+        if wall > 0.0 { audio_secs / wall } else { 0.0 },
+        workers,
+        failures.len()
+    );
+    for (f, why) in &failures {
+        eprintln!("diarist: failed: {}: {why}", f.display());
+    }
+    Ok(if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

@@ -1,0 +1,96 @@
+//! Finding the configuration file and applying command-line overrides to it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use diarist_engine::Config;
+
+/// Options every model-running command shares.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CommonArgs {
+    /// Configuration file [default: $DIARIST_CONFIG, else configs/diarist.toml of the install].
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Model variant for both models ("fp32", "int8", ...), overriding the configuration.
+    #[arg(long, global = true)]
+    pub variant: Option<String>,
+    /// Segmentation model directory (holding manifest.toml), overriding the configuration.
+    #[arg(long, global = true)]
+    pub segmentation_model: Option<PathBuf>,
+}
+
+/// Speaker-count and windowing overrides for offline diarization.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct OfflineArgs {
+    /// Exact number of speakers, when known.
+    #[arg(long)]
+    pub num_speakers: Option<usize>,
+    /// Least number of speakers.
+    #[arg(long)]
+    pub min_speakers: Option<usize>,
+    /// Most speakers.
+    #[arg(long)]
+    pub max_speakers: Option<usize>,
+    /// Analysis window, seconds.
+    #[arg(long)]
+    pub window: Option<f64>,
+    /// Step between windows, seconds.
+    #[arg(long)]
+    pub step: Option<f64>,
+    /// Clustering threshold (cosine distance).
+    #[arg(long)]
+    pub threshold: Option<f32>,
+}
+
+/// The repository this binary was built from: the default home of configs/ and models/.
+fn build_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Loads the configuration the arguments point at and applies the overrides.
+pub fn load(common: &CommonArgs, offline: &OfflineArgs) -> anyhow::Result<Config> {
+    let path = common
+        .config
+        .clone()
+        .or_else(|| std::env::var_os("DIARIST_CONFIG").map(PathBuf::from))
+        .unwrap_or_else(|| build_root().join("configs/diarist.toml"));
+    let mut config = Config::load(&path).with_context(|| format!("loading {}", path.display()))?;
+    if let Some(lib) = std::env::var_os("DIARIST_ORT_LIB") {
+        config.runtime.onnxruntime = PathBuf::from(lib);
+    }
+    if let Some(v) = &common.variant {
+        config.models.segmentation_variant = v.clone();
+        config.models.embedding_variant = v.clone();
+    }
+    if let Some(m) = &common.segmentation_model {
+        config.models.segmentation = m.clone();
+    }
+    let o = &mut config.offline;
+    if let Some(v) = offline.num_speakers {
+        o.num_speakers = v;
+    }
+    if let Some(v) = offline.min_speakers {
+        o.min_speakers = v;
+    }
+    if let Some(v) = offline.max_speakers {
+        o.max_speakers = v;
+    }
+    if let Some(v) = offline.window {
+        o.window_secs = v;
+    }
+    if let Some(v) = offline.step {
+        o.step_secs = v;
+    }
+    if let Some(v) = offline.threshold {
+        o.cluster_threshold = v;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+/// Worker threads for a batch of `jobs` items.
+pub fn workers(config: &Config, jobs: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let wanted = if config.runtime.workers == 0 { cores } else { config.runtime.workers };
+    wanted.clamp(1, jobs.max(1))
+}
