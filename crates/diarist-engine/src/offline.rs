@@ -280,6 +280,10 @@ impl State {
             x.data.extend_from_slice(self.embeddings.row(i));
         }
         let merges = cluster::average_linkage(&x);
+        if std::env::var_os("DIARIST_DEBUG").is_some() {
+            let h: Vec<String> = merges.iter().rev().take(8).map(|m| format!("{:.3}", m.height)).collect();
+            eprintln!("debug: {} embeddings ({} train), top merge heights {:?}", n, x.len(), h);
+        }
         let applied = cluster::merges_to_apply(&merges, x.len(), &plan.count);
         let labels = cluster::cut(&merges, x.len(), applied);
         let k = labels.iter().max().map_or(0, |m| m + 1);
