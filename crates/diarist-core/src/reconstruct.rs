@@ -142,16 +142,23 @@ pub struct SpeakerTurn {
     pub speaker: usize,
 }
 
-/// Turns from frame activity: runs of active frames become turns; gaps shorter than `min_off`
-/// samples within one speaker are filled, then turns shorter than `min_on` samples are dropped.
-/// Sorted by start, then speaker.
-pub fn turns(
-    activity: &Activity,
-    grid: FrameGrid,
-    total_samples: usize,
-    min_on: usize,
-    min_off: usize,
-) -> Vec<SpeakerTurn> {
+/// How runs of active frames become turns, in samples.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TurnRules {
+    /// Drop turns shorter than this.
+    pub min_on: usize,
+    /// Fill gaps shorter than this between turns of one speaker.
+    pub min_off: usize,
+    /// Start every turn this much earlier.
+    pub pad_onset: usize,
+    /// End every turn this much later.
+    pub pad_offset: usize,
+}
+
+/// Turns from frame activity: runs of active frames become turns, widened by the pads (within the
+/// recording); turns of one speaker that then overlap or sit closer than `min_off` merge, and
+/// turns shorter than `min_on` are dropped. Sorted by start, then speaker.
+pub fn turns(activity: &Activity, grid: FrameGrid, total_samples: usize, rules: TurnRules) -> Vec<SpeakerTurn> {
     let mut out = Vec::new();
     for k in 0..activity.speakers {
         let mut mine: Vec<SpeakerTurn> = Vec::new();
@@ -161,10 +168,10 @@ pub fn turns(
             match (on, run_start) {
                 (true, None) => run_start = Some(g),
                 (false, Some(s)) => {
-                    let start = grid.span(s, activity.frames, total_samples).0;
-                    let end = grid.span(g - 1, activity.frames, total_samples).1;
+                    let start = grid.span(s, activity.frames, total_samples).0.saturating_sub(rules.pad_onset);
+                    let end = (grid.span(g - 1, activity.frames, total_samples).1 + rules.pad_offset).min(total_samples);
                     match mine.last_mut() {
-                        Some(prev) if start.saturating_sub(prev.end) < min_off => prev.end = end,
+                        Some(prev) if start <= prev.end || start - prev.end < rules.min_off => prev.end = prev.end.max(end),
                         _ if end > start => mine.push(SpeakerTurn { start, end, speaker: k }),
                         _ => {}
                     }
@@ -173,7 +180,7 @@ pub fn turns(
                 _ => {}
             }
         }
-        out.extend(mine.into_iter().filter(|t| t.end - t.start >= min_on));
+        out.extend(mine.into_iter().filter(|t| t.end - t.start >= rules.min_on));
     }
     out.sort_by_key(|t| (t.start, t.speaker));
     out
@@ -237,7 +244,7 @@ mod tests {
         let rows: [[u8; 2]; 8] = [[1, 0], [1, 0], [1, 0], [0, 0], [1, 0], [1, 0], [0, 0], [0, 1]];
         let act = Activity { frames: 8, speakers: 2, active: rows.iter().flatten().copied().collect() };
         let total = 100;
-        let t = turns(&act, grid, total, 0, 0);
+        let t = turns(&act, grid, total, TurnRules::default());
         assert_eq!(
             t,
             vec![
@@ -246,10 +253,19 @@ mod tests {
                 SpeakerTurn { start: 80, end: 100, speaker: 1 },
             ]
         );
-        let filled = turns(&act, grid, total, 0, 11);
+        let filled = turns(&act, grid, total, TurnRules { min_off: 11, ..Default::default() });
         assert_eq!(filled[0], SpeakerTurn { start: 0, end: 70, speaker: 0 });
-        let long_only = turns(&act, grid, total, 25, 0);
+        let long_only = turns(&act, grid, total, TurnRules { min_on: 25, ..Default::default() });
         assert_eq!(long_only, vec![SpeakerTurn { start: 0, end: 40, speaker: 0 }]);
+        // Padding widens turns within the recording and merges those that then touch.
+        let padded = turns(&act, grid, total, TurnRules { pad_onset: 5, pad_offset: 6, ..Default::default() });
+        assert_eq!(
+            padded,
+            vec![
+                SpeakerTurn { start: 0, end: 76, speaker: 0 },
+                SpeakerTurn { start: 75, end: 100, speaker: 1 },
+            ]
+        );
     }
 
     #[test]

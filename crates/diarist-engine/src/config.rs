@@ -60,8 +60,14 @@ pub struct OfflineConfig {
     pub min_duration_on_secs: f64,
     /// Fill same-speaker gaps shorter than this, seconds.
     pub min_duration_off_secs: f64,
+    /// Start every turn this much earlier, seconds.
+    pub pad_onset_secs: f64,
+    /// End every turn this much later, seconds.
+    pub pad_offset_secs: f64,
     /// Most embeddings clustered directly; long recordings are subsampled, the rest assigned.
     pub max_cluster_embeddings: usize,
+    /// Split embedding models: seconds of audio per backbone run.
+    pub embedding_block_secs: f64,
 }
 
 /// The whole configuration file.
@@ -115,8 +121,21 @@ impl Config {
         if !(o.cluster_threshold.is_finite() && (0.0..=2.0).contains(&o.cluster_threshold)) {
             return bad("cluster_threshold must be a cosine distance in [0, 2]");
         }
+        for (v, what) in [
+            (o.min_duration_on_secs, "min_duration_on_secs"),
+            (o.min_duration_off_secs, "min_duration_off_secs"),
+            (o.pad_onset_secs, "pad_onset_secs"),
+            (o.pad_offset_secs, "pad_offset_secs"),
+        ] {
+            if !(v.is_finite() && (0.0..=10.0).contains(&v)) {
+                return Err(EngineError::Config(format!("offline.{what} must be between 0 and 10 seconds")));
+            }
+        }
         if o.max_speakers > 0 && o.min_speakers > o.max_speakers {
             return bad("min_speakers must not exceed max_speakers");
+        }
+        if !(o.embedding_block_secs.is_finite() && o.embedding_block_secs >= 1.0 && o.embedding_block_secs <= 600.0) {
+            return bad("embedding_block_secs must be between 1 and 600");
         }
         if o.max_cluster_embeddings < 2 {
             return bad("max_cluster_embeddings must be at least 2");

@@ -9,12 +9,12 @@
 use diarist_core::activity::{self, LocalActivity, ScoreKind};
 use diarist_core::assignment::max_weight_matching;
 use diarist_core::cluster::{self, ClusterCount, EmbeddingMatrix};
-use diarist_core::reconstruct::{self, Activity, FrameGrid, PlacedWindow, SpeakerTurn};
+use diarist_core::reconstruct::{self, Activity, FrameGrid, PlacedWindow, SpeakerTurn, TurnRules};
 use std::path::Path;
 
 use diarist_audio::AudioStream;
 use diarist_models::{
-    Activation, EmbeddingModel, ModelSpec, OutputKind, Runtime, SegmentationModel, SessionOptions,
+    Activation, EmbeddingModel, Features, ModelSpec, OutputKind, Runtime, SegmentationModel, SessionOptions,
 };
 
 use crate::config::OfflineConfig;
@@ -82,8 +82,8 @@ struct Plan {
     count: ClusterCount,
     min_cluster_size: usize,
     max_cluster_embeddings: usize,
-    min_on: usize,
-    min_off: usize,
+    block: usize,
+    rules: TurnRules,
 }
 
 impl Plan {
@@ -123,8 +123,13 @@ impl Plan {
             },
             min_cluster_size: cfg.min_cluster_size.max(1),
             max_cluster_embeddings: cfg.max_cluster_embeddings,
-            min_on: secs(cfg.min_duration_on_secs),
-            min_off: secs(cfg.min_duration_off_secs),
+            block: secs(cfg.embedding_block_secs),
+            rules: TurnRules {
+                min_on: secs(cfg.min_duration_on_secs),
+                min_off: secs(cfg.min_duration_off_secs),
+                pad_onset: secs(cfg.pad_onset_secs),
+                pad_offset: secs(cfg.pad_offset_secs),
+            },
         })
     }
 }
@@ -135,6 +140,28 @@ struct LocalEmbedding {
     slot: usize,
     /// Frames the speaker is alone in the window: how trustworthy the embedding is.
     clean_frames: usize,
+}
+
+/// Backbone features of the stretch of the recording still needed, for split embedding models.
+struct FeatureBuffer {
+    /// Recording-wide index of the first stored frame.
+    first: usize,
+    /// Stored frames, `[frames, dim]` row-major.
+    data: Vec<f32>,
+    dim: usize,
+}
+
+impl FeatureBuffer {
+    fn frames(&self) -> usize {
+        self.data.len().checked_div(self.dim).unwrap_or(0)
+    }
+
+    /// Drops frames before recording-wide frame `frame`.
+    fn drop_before(&mut self, frame: usize) {
+        let n = frame.saturating_sub(self.first).min(self.frames());
+        self.data.drain(..n * self.dim);
+        self.first += n;
+    }
 }
 
 /// Diarizes one recording read from `read`, which appends the next chunk of 16 kHz mono samples
@@ -149,40 +176,64 @@ where
 {
     let plan = Plan::new(models, cfg)?;
     let mut state = State::new(models.embedding.dimension());
+    let features = models.embedding.feature_geometry();
+    // Split embedding models run their backbone once per block of audio; each block is extended by
+    // one feature frame so that consecutive blocks' frames tile the recording without a gap.
+    let block = features.map_or(0, |g| (plan.block / g.step).max(1) * g.step);
+    let min_embed = models.embedding.min_samples();
+    let mut feats = FeatureBuffer { first: 0, data: Vec::new(), dim: 0 };
+    let mut next_block = 0usize;
     // `buf` holds samples from `buf_start` on; windows start at multiples of `plan.step`.
-    let mut buf: Vec<f32> = Vec::with_capacity(plan.window + plan.step + SAMPLE_RATE);
+    let mut buf: Vec<f32> = Vec::with_capacity(plan.window + plan.step + block + SAMPLE_RATE);
     let mut buf_start = 0usize;
     let mut next_start = 0usize;
     let mut last_start: Option<usize> = None;
     loop {
-        let n = read(&mut buf)?;
+        let eof = read(&mut buf)? == 0;
         let end = buf_start + buf.len();
-        while next_start + plan.window <= end {
+        if let Some(g) = features {
+            while next_block < end && (eof || next_block + block + g.length <= end) {
+                let stop = (next_block + block + g.length).min(end);
+                if stop - next_block >= min_embed {
+                    let f = models.embedding.features(&buf[next_block - buf_start..stop - buf_start])?;
+                    let keep = f.frames.min(block / g.step);
+                    feats.dim = f.dimension;
+                    feats.data.extend_from_slice(&f.data[..keep * f.dimension]);
+                }
+                next_block += block;
+            }
+        }
+        let ready = |start: usize| start + plan.window <= end && (features.is_none() || eof || start + plan.window <= next_block);
+        while ready(next_start) {
             let at = next_start - buf_start;
-            state.window(models, &plan, next_start, &buf[at..at + plan.window])?;
+            state.window(models, &plan, next_start, &buf[at..at + plan.window], &feats)?;
             last_start = Some(next_start);
             next_start += plan.step;
             // Keep enough history for a final window aligned to the end of the recording.
-            let keep_from = next_start.saturating_sub(plan.step + plan.grid.step).max(buf_start);
+            let history = next_start.saturating_sub(plan.step + plan.grid.step);
+            if let Some(g) = features {
+                feats.drop_before(history / g.step);
+            }
+            let keep_from = history.min(if features.is_some() { next_block } else { history }).max(buf_start);
             buf.drain(..keep_from - buf_start);
             buf_start = keep_from;
         }
-        if n == 0 {
+        if eof {
             break;
         }
     }
     let total = buf_start + buf.len();
-    let min_samples = models.segmentation.spec().manifest.input.min_samples.max(models.embedding.min_samples());
+    let min_samples = models.segmentation.spec().manifest.input.min_samples.max(min_embed);
     if total >= plan.window {
         // A last window ending at the recording's end, on the frame grid.
         let start = (total - plan.window) / plan.grid.step * plan.grid.step;
         if last_start.is_none_or(|s| start > s) && start >= buf_start {
             let at = start - buf_start;
-            state.window(models, &plan, start, &buf[at..at + plan.window])?;
+            state.window(models, &plan, start, &buf[at..at + plan.window], &feats)?;
         }
     } else if total >= min_samples {
         // A recording shorter than one window is one window of its own length.
-        state.window(models, &plan, 0, &buf[..total])?;
+        state.window(models, &plan, 0, &buf[..total], &feats)?;
     }
     Ok(state.finish(&plan, total))
 }
@@ -195,41 +246,73 @@ struct State {
     weights: Vec<f32>,
 }
 
+/// Appends, for local speaker `s`, one weight per position in `centres` (sample offsets from the
+/// window start): 1 where the segmentation frame nearest to it has the speaker active (and alone,
+/// when `clean_only`).
+fn push_weights(out: &mut Vec<f32>, local: &LocalActivity, grid: FrameGrid, s: usize, clean_only: bool, centres: impl Iterator<Item = f64>) {
+    for centre in centres {
+        let f = ((centre - (grid.length / 2) as f64) / grid.step as f64).round();
+        let f = (f.max(0.0) as usize).min(local.frames.saturating_sub(1));
+        let on = local.is_active(f, s) && (!clean_only || local.count(f) == 1);
+        out.push(if on { 1.0 } else { 0.0 });
+    }
+}
+
 impl State {
     fn new(dim: usize) -> Self {
         Self { windows: Vec::new(), embeddings: EmbeddingMatrix::new(dim), sources: Vec::new(), weights: Vec::new() }
     }
 
     /// Segments and embeds the window starting at sample `start`.
-    fn window(&mut self, models: &mut Models, plan: &Plan, start: usize, audio: &[f32]) -> Result<(), EngineError> {
+    fn window(&mut self, models: &mut Models, plan: &Plan, start: usize, audio: &[f32], feats: &FeatureBuffer) -> Result<(), EngineError> {
         let scores = models.segmentation.run(audio, audio.len())?;
         let local: LocalActivity = activity::decode(scores.window(0), scores.frames, plan.speakers, &plan.kind);
         let index = self.windows.len();
-        // Which local speakers get an embedding, and from which frames.
-        let wanted: Vec<(usize, usize)> = (0..plan.speakers)
-            .map(|s| (s, local.frames_active(s)))
-            .filter(|&(_, n)| n >= plan.min_embed_frames)
-            .map(|(s, _)| (s, local.frames_alone(s)))
+        // Which local speakers get an embedding: (slot, frames alone, embed from those frames only).
+        let wanted: Vec<(usize, usize, bool)> = (0..plan.speakers)
+            .filter(|&s| local.frames_active(s) >= plan.min_embed_frames)
+            .map(|s| {
+                let clean = local.frames_alone(s);
+                (s, clean, clean >= plan.min_embed_frames)
+            })
             .collect();
         if !wanted.is_empty() {
-            let geometry = models.embedding.weight_geometry();
-            let t = geometry.frames(audio.len());
             self.weights.clear();
-            for &(s, clean) in &wanted {
-                // Prefer frames where the speaker is alone when there are enough of them.
-                let clean_only = clean >= plan.min_embed_frames;
-                for j in 0..t {
-                    let centre = (j * geometry.step + geometry.length / 2) as f64;
-                    let f = ((centre - (plan.grid.length / 2) as f64) / plan.grid.step as f64).round();
-                    let f = (f.max(0.0) as usize).min(local.frames.saturating_sub(1));
-                    let on = local.is_active(f, s) && (!clean_only || local.count(f) == 1);
-                    self.weights.push(if on { 1.0 } else { 0.0 });
+            let out = match models.embedding.feature_geometry() {
+                Some(g) => {
+                    // Backbone frames whose centre lies in the window.
+                    let half = g.length / 2;
+                    let lo = start.saturating_sub(half).div_ceil(g.step).max(feats.first);
+                    let hi = ((start + audio.len()).saturating_sub(half + 1) / g.step + 1).min(feats.first + feats.frames());
+                    if hi <= lo {
+                        None
+                    } else {
+                        let slice = Features {
+                            frames: hi - lo,
+                            dimension: feats.dim,
+                            data: feats.data[(lo - feats.first) * feats.dim..(hi - feats.first) * feats.dim].to_vec(),
+                        };
+                        for &(s, _, clean_only) in &wanted {
+                            let centres = (lo..hi).map(|k| (k * g.step + half) as f64 - start as f64);
+                            push_weights(&mut self.weights, &local, plan.grid, s, clean_only, centres);
+                        }
+                        Some(models.embedding.pool(&slice, &self.weights, wanted.len())?)
+                    }
                 }
-            }
-            let out = models.embedding.run(audio, audio.len(), &self.weights, wanted.len())?;
-            for (i, &(slot, clean)) in wanted.iter().enumerate() {
-                self.embeddings.push(out.get(0, i));
-                self.sources.push(LocalEmbedding { window: index, slot, clean_frames: clean });
+                None => {
+                    let g = models.embedding.weight_geometry();
+                    for &(s, _, clean_only) in &wanted {
+                        let centres = (0..g.frames(audio.len())).map(|j| (j * g.step + g.length / 2) as f64);
+                        push_weights(&mut self.weights, &local, plan.grid, s, clean_only, centres);
+                    }
+                    Some(models.embedding.run(audio, audio.len(), &self.weights, wanted.len())?)
+                }
+            };
+            if let Some(out) = out {
+                for (i, &(slot, clean, _)) in wanted.iter().enumerate() {
+                    self.embeddings.push(out.get(0, i));
+                    self.sources.push(LocalEmbedding { window: index, slot, clean_frames: clean });
+                }
             }
         }
         let frames = local.frames;
@@ -252,8 +335,8 @@ impl State {
         Diarization {
             samples: total,
             speakers,
-            turns: reconstruct::turns(&overlap, plan.grid, total, plan.min_on, plan.min_off),
-            exclusive_turns: reconstruct::turns(&exclusive, plan.grid, total, plan.min_on, plan.min_off),
+            turns: reconstruct::turns(&overlap, plan.grid, total, plan.rules),
+            exclusive_turns: reconstruct::turns(&exclusive, plan.grid, total, plan.rules),
             windows: self.windows.len(),
             embeddings: self.sources.len(),
         }

@@ -9,10 +9,10 @@ mod runtime;
 mod session;
 
 pub use manifest::{
-    Activation, FrameGeometry, FrontEnd, Layout, Manifest, ModelSpec, OutputKind, Task,
+    Activation, FrameGeometry, FrontEnd, Layout, Manifest, ModelSpec, OutputKind, SplitSection, Task,
 };
 pub use runtime::{Runtime, SessionOptions};
-pub use session::{EmbeddingModel, Embeddings, FrameScores, SegmentationModel};
+pub use session::{EmbeddingModel, Embeddings, Features, FrameScores, SegmentationModel};
 
 use std::path::PathBuf;
 

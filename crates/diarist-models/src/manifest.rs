@@ -152,6 +152,27 @@ pub struct FrontEndSection {
     pub mean_normalisation: String,
 }
 
+/// The `[split]` table: an embedding model also shipped as two graphs, a backbone run once over
+/// any stretch of audio and a pooling head run per window and speaker.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitSection {
+    /// Backbone graph: waveform in, frame features `[B, T, C]` out.
+    pub frames_file: String,
+    /// Hex sha256 of `frames_file`.
+    pub frames_sha256: String,
+    /// Name of the features tensor (backbone output, head input).
+    pub features: String,
+    /// Samples between feature frames.
+    pub feature_step: usize,
+    /// Samples covered by one feature frame (frame `k` is centred on `k·step + length/2`).
+    pub feature_length: usize,
+    /// Pooling head graph: features and per-speaker weights `[B, S, T]` in, embeddings out.
+    pub pool_file: String,
+    /// Hex sha256 of `pool_file`.
+    pub pool_sha256: String,
+}
+
 /// Another file of the same model (e.g. INT8).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -174,6 +195,8 @@ pub struct Manifest {
     pub output: OutputSection,
     /// In-graph feature extraction, when any.
     pub front_end: Option<FrontEndSection>,
+    /// The model as backbone and pooling head, when shipped so.
+    pub split: Option<SplitSection>,
     /// Other files of the same model, by name.
     #[serde(default)]
     pub variants: std::collections::BTreeMap<String, Variant>,
@@ -245,17 +268,12 @@ impl ModelSpec {
 
     /// Reads the ONNX file and checks its sha256 against the manifest.
     pub fn read_verified(&self) -> Result<Vec<u8>, ModelError> {
-        let bytes = std::fs::read(&self.onnx)
-            .map_err(|source| ModelError::Io { path: self.onnx.clone(), source })?;
-        let actual = hex(&Sha256::digest(&bytes));
-        if !actual.eq_ignore_ascii_case(&self.sha256) {
-            return Err(ModelError::Checksum {
-                path: self.onnx.clone(),
-                expected: self.sha256.clone(),
-                actual,
-            });
-        }
-        Ok(bytes)
+        read_verified(&self.onnx, &self.sha256)
+    }
+
+    /// Reads a file named relative to the manifest and checks its sha256.
+    pub fn read_sibling(&self, file: &str, sha256: &str) -> Result<Vec<u8>, ModelError> {
+        read_verified(&self.dir.join(file), sha256)
     }
 
     /// Frame geometry of a segmentation model.
@@ -316,11 +334,25 @@ impl Manifest {
                 }
             }
         }
+        if let Some(split) = &self.split
+            && (m.task != Task::Embedding || split.feature_step == 0 || split.feature_length == 0)
+        {
+            return Err("[split] is for embedding models, with positive feature_step and feature_length".into());
+        }
         if i.front_end == FrontEnd::FbankInGraph && self.front_end.is_none() {
             return Err("front_end = \"fbank-in-graph\" needs a [front_end] table".into());
         }
         Ok(())
     }
+}
+
+fn read_verified(path: &Path, expected: &str) -> Result<Vec<u8>, ModelError> {
+    let bytes = std::fs::read(path).map_err(|source| ModelError::Io { path: path.to_path_buf(), source })?;
+    let actual = hex(&Sha256::digest(&bytes));
+    if !actual.eq_ignore_ascii_case(expected) {
+        return Err(ModelError::Checksum { path: path.to_path_buf(), expected: expected.to_string(), actual });
+    }
+    Ok(bytes)
 }
 
 fn hex(bytes: &[u8]) -> String {
