@@ -11,7 +11,7 @@ pub struct CommonArgs {
     /// Configuration file [default: $DIARIST_CONFIG, else configs/diarist.toml of the install].
     #[arg(long, global = true)]
     pub config: Option<PathBuf>,
-    /// Model variant for both models ("fp32", "int8", ...), overriding the configuration.
+    /// Segmentation model variant ("fp32", "int8", ...), overriding the configuration.
     #[arg(long, global = true)]
     pub variant: Option<String>,
     /// Segmentation model directory (holding manifest.toml), overriding the configuration.
@@ -58,12 +58,13 @@ pub fn load(common: &CommonArgs, offline: &OfflineArgs) -> anyhow::Result<Config
     if let Some(lib) = std::env::var_os("DIARIST_ORT_LIB") {
         config.runtime.onnxruntime = PathBuf::from(lib);
     }
+    if let Some(m) = &common.segmentation_model {
+        // Another model's variants are its own: start from its main file.
+        config.models.segmentation = m.clone();
+        config.models.segmentation_variant = "fp32".into();
+    }
     if let Some(v) = &common.variant {
         config.models.segmentation_variant = v.clone();
-        config.models.embedding_variant = v.clone();
-    }
-    if let Some(m) = &common.segmentation_model {
-        config.models.segmentation = m.clone();
     }
     let o = &mut config.offline;
     if let Some(v) = offline.num_speakers {
