@@ -10,7 +10,9 @@ use diarist_core::reconstruct::{self, PlacedWindow};
 fn noise(seed: u64) -> impl FnMut() -> f32 {
     let mut state = seed;
     move || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((state >> 33) as f32 / (1u64 << 31) as f32) - 0.5
     }
 }
@@ -18,10 +20,15 @@ fn noise(seed: u64) -> impl FnMut() -> f32 {
 /// `n` 192-dimensional embeddings around `speakers` centres.
 fn embeddings(n: usize, speakers: usize) -> EmbeddingMatrix {
     let mut next = noise(7);
-    let centres: Vec<Vec<f32>> = (0..speakers).map(|_| (0..192).map(|_| next()).collect()).collect();
+    let centres: Vec<Vec<f32>> = (0..speakers)
+        .map(|_| (0..192).map(|_| next()).collect())
+        .collect();
     let mut x = EmbeddingMatrix::new(192);
     for i in 0..n {
-        let v: Vec<f32> = centres[i % speakers].iter().map(|c| c + 0.3 * next()).collect();
+        let v: Vec<f32> = centres[i % speakers]
+            .iter()
+            .map(|c| c + 0.3 * next())
+            .collect();
         x.push(&v);
     }
     x
@@ -30,7 +37,9 @@ fn embeddings(n: usize, speakers: usize) -> EmbeddingMatrix {
 fn bench_clustering(c: &mut Criterion) {
     for n in [100usize, 1000] {
         let x = embeddings(n, 4);
-        c.bench_function(&format!("average_linkage {n} embeddings"), |b| b.iter(|| cluster::average_linkage(&x)));
+        c.bench_function(&format!("average_linkage {n} embeddings"), |b| {
+            b.iter(|| cluster::average_linkage(&x))
+        });
     }
 }
 

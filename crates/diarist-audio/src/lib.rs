@@ -103,7 +103,10 @@ pub struct AudioStream {
 impl AudioStream {
     /// Opens a file; the extension is only a hint, the content decides.
     pub fn open(path: &Path) -> Result<Self, AudioError> {
-        let file = File::open(path).map_err(|source| AudioError::Io { path: path.to_path_buf(), source })?;
+        let file = File::open(path).map_err(|source| AudioError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let mut hint = Hint::new();
         if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
             hint.with_extension(ext);
@@ -119,7 +122,12 @@ impl AudioStream {
     fn from_source(source: Box<dyn MediaSource>, hint: Hint) -> Result<Self, AudioError> {
         let stream = MediaSourceStream::new(source, Default::default());
         let probed = symphonia::default::get_probe()
-            .format(&hint, stream, &FormatOptions::default(), &MetadataOptions::default())
+            .format(
+                &hint,
+                stream,
+                &FormatOptions::default(),
+                &MetadataOptions::default(),
+            )
             .map_err(|e| AudioError::Unsupported(e.to_string()))?;
         let reader = probed.format;
         let track = reader
@@ -128,18 +136,28 @@ impl AudioStream {
             .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
             .ok_or(AudioError::NoTrack)?;
         let params = &track.codec_params;
-        let sample_rate = params.sample_rate.ok_or_else(|| AudioError::Invalid("unknown sample rate".into()))?;
+        let sample_rate = params
+            .sample_rate
+            .ok_or_else(|| AudioError::Invalid("unknown sample rate".into()))?;
         if sample_rate == 0 {
             return Err(AudioError::Invalid("sample rate 0".into()));
         }
         let channels = params.channels.map_or(1, |c| c.count()).max(1);
         let codec = symphonia::default::get_codecs()
             .get_codec(params.codec)
-            .map_or_else(|| format!("{:?}", params.codec), |d| d.short_name.to_string());
+            .map_or_else(
+                || format!("{:?}", params.codec),
+                |d| d.short_name.to_string(),
+            );
         let decoder = symphonia::default::get_codecs()
             .make(params, &DecoderOptions::default())
             .map_err(|e| AudioError::Unsupported(e.to_string()))?;
-        let info = SourceInfo { sample_rate, channels, codec, frames: params.n_frames };
+        let info = SourceInfo {
+            sample_rate,
+            channels,
+            codec,
+            frames: params.n_frames,
+        };
         let resampler = if sample_rate == TARGET_RATE {
             None
         } else {
@@ -197,7 +215,9 @@ impl AudioStream {
         loop {
             let packet = match self.reader.next_packet() {
                 Ok(p) => p,
-                Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                Err(SymphoniaError::IoError(e))
+                    if e.kind() == std::io::ErrorKind::UnexpectedEof =>
+                {
                     // The normal end of most containers, and where a cut-off file stops.
                     if self.info.frames.is_some_and(|n| self.source_frames < n) {
                         self.stats.truncated = true;
@@ -208,7 +228,11 @@ impl AudioStream {
                 Err(SymphoniaError::IoError(e)) => {
                     self.stats.truncated = true;
                     if self.stats.packets == 0 {
-                        return Err(AudioError::Decode { packet: 0, seconds: 0.0, reason: e.to_string() });
+                        return Err(AudioError::Decode {
+                            packet: 0,
+                            seconds: 0.0,
+                            reason: e.to_string(),
+                        });
                     }
                     return Ok(false);
                 }
@@ -218,7 +242,11 @@ impl AudioStream {
                         self.stats.truncated = true;
                         return Ok(false);
                     }
-                    return Err(AudioError::Decode { packet: 0, seconds: 0.0, reason: e.to_string() });
+                    return Err(AudioError::Decode {
+                        packet: 0,
+                        seconds: 0.0,
+                        reason: e.to_string(),
+                    });
                 }
             };
             if packet.track_id() != self.track {
@@ -242,15 +270,16 @@ impl AudioStream {
                     let channels = spec.channels.count().max(1);
                     self.mono.clear();
                     let mut bad = 0u64;
-                    self.mono.extend(buffer.samples().chunks_exact(channels).map(|frame| {
-                        let s = frame.iter().sum::<f32>() / channels as f32;
-                        if s.is_finite() {
-                            s
-                        } else {
-                            bad += 1;
-                            0.0
-                        }
-                    }));
+                    self.mono
+                        .extend(buffer.samples().chunks_exact(channels).map(|frame| {
+                            let s = frame.iter().sum::<f32>() / channels as f32;
+                            if s.is_finite() {
+                                s
+                            } else {
+                                bad += 1;
+                                0.0
+                            }
+                        }));
                     self.stats.non_finite_samples += bad;
                     return Ok(true);
                 }

@@ -63,7 +63,10 @@ impl Resampler {
             input = &input[take..];
             self.consumed += take as u64;
             if self.pending.len() == self.inner.input_frames_next() {
-                let Ok((_, frames)) = self.inner.process_into_buffer(&[&self.pending], &mut self.out, None) else {
+                let Ok((_, frames)) =
+                    self.inner
+                        .process_into_buffer(&[&self.pending], &mut self.out, None)
+                else {
                     self.pending.clear();
                     continue;
                 };
@@ -80,9 +83,11 @@ impl Resampler {
         while self.produced < target && rounds < 8 {
             let pending = std::mem::take(&mut self.pending);
             let result = if pending.is_empty() {
-                self.inner.process_partial_into_buffer(None::<&[&[f32]]>, &mut self.out, None)
+                self.inner
+                    .process_partial_into_buffer(None::<&[&[f32]]>, &mut self.out, None)
             } else {
-                self.inner.process_partial_into_buffer(Some(&[&pending[..]]), &mut self.out, None)
+                self.inner
+                    .process_partial_into_buffer(Some(&[&pending[..]]), &mut self.out, None)
             };
             match result {
                 Ok((_, frames)) => self.emit(frames, out, target),

@@ -40,7 +40,10 @@ impl LocalActivity {
 
     /// Number of speakers active in frame `f`.
     pub fn count(&self, f: usize) -> usize {
-        self.active[f * self.speakers..(f + 1) * self.speakers].iter().map(|&a| a as usize).sum()
+        self.active[f * self.speakers..(f + 1) * self.speakers]
+            .iter()
+            .map(|&a| a as usize)
+            .sum()
     }
 
     /// Number of frames where speaker `s` is active.
@@ -50,14 +53,16 @@ impl LocalActivity {
 
     /// Number of frames where speaker `s` is the only active speaker.
     pub fn frames_alone(&self, s: usize) -> usize {
-        (0..self.frames).filter(|&f| self.is_active(f, s) && self.count(f) == 1).count()
+        (0..self.frames)
+            .filter(|&f| self.is_active(f, s) && self.count(f) == 1)
+            .count()
     }
 }
 
 /// Decodes `[frames, classes]` scores (`scores.len() == frames * width`) into hard activity for
 /// `speakers` local speakers. Non-finite scores never win a class and never activate a speaker.
 pub fn decode(scores: &[f32], frames: usize, speakers: usize, kind: &ScoreKind) -> LocalActivity {
-    let width = if frames == 0 { 0 } else { scores.len() / frames };
+    let width = scores.len().checked_div(frames).unwrap_or(0);
     let mut active = vec![0u8; frames * speakers];
     for f in 0..frames {
         let row = &scores[f * width..(f + 1) * width];
@@ -88,7 +93,11 @@ pub fn decode(scores: &[f32], frames: usize, speakers: usize, kind: &ScoreKind) 
             }
         }
     }
-    LocalActivity { frames, speakers, active }
+    LocalActivity {
+        frames,
+        speakers,
+        active,
+    }
 }
 
 #[cfg(test)]
@@ -97,7 +106,15 @@ mod tests {
 
     fn powerset() -> ScoreKind {
         ScoreKind::Powerset {
-            classes: vec![vec![], vec![0], vec![1], vec![2], vec![0, 1], vec![0, 2], vec![1, 2]],
+            classes: vec![
+                vec![],
+                vec![0],
+                vec![1],
+                vec![2],
+                vec![0, 1],
+                vec![0, 2],
+                vec![1, 2],
+            ],
         }
     }
 
@@ -129,10 +146,26 @@ mod tests {
     #[test]
     fn multilabel_thresholds_probabilities_and_logits() {
         let probs = [0.9, 0.2, 0.51, f32::NAN, 0.0, 1.0];
-        let a = decode(&probs, 2, 3, &ScoreKind::Multilabel { threshold: 0.5, logits: false });
+        let a = decode(
+            &probs,
+            2,
+            3,
+            &ScoreKind::Multilabel {
+                threshold: 0.5,
+                logits: false,
+            },
+        );
         assert_eq!(a.active, vec![1, 0, 1, 0, 0, 1]);
         let logits = [2.0, -2.0, 0.1];
-        let b = decode(&logits, 1, 3, &ScoreKind::Multilabel { threshold: 0.5, logits: true });
+        let b = decode(
+            &logits,
+            1,
+            3,
+            &ScoreKind::Multilabel {
+                threshold: 0.5,
+                logits: true,
+            },
+        );
         assert_eq!(b.active, vec![1, 0, 1]);
     }
 

@@ -11,11 +11,16 @@ pub fn max_weight_matching(scores: &[Vec<f64>]) -> Vec<Option<usize>> {
     }
     let finite = |v: f64| if v.is_finite() { v } else { -1e12 };
     if rows <= cols {
-        let cost: Vec<Vec<f64>> = scores.iter().map(|r| r.iter().map(|&v| -finite(v)).collect()).collect();
+        let cost: Vec<Vec<f64>> = scores
+            .iter()
+            .map(|r| r.iter().map(|&v| -finite(v)).collect())
+            .collect();
         min_cost_rows_le_cols(&cost).into_iter().map(Some).collect()
     } else {
         // Transpose so that rows <= columns, then invert the result.
-        let cost: Vec<Vec<f64>> = (0..cols).map(|c| (0..rows).map(|r| -finite(scores[r][c])).collect()).collect();
+        let cost: Vec<Vec<f64>> = (0..cols)
+            .map(|c| (0..rows).map(|r| -finite(scores[r][c])).collect())
+            .collect();
         let mut out = vec![None; rows];
         for (c, r) in min_cost_rows_le_cols(&cost).into_iter().enumerate() {
             out[r] = Some(c);
@@ -92,7 +97,10 @@ mod tests {
     use super::*;
 
     fn total(scores: &[Vec<f64>], a: &[Option<usize>]) -> f64 {
-        a.iter().enumerate().filter_map(|(r, c)| c.map(|c| scores[r][c])).sum()
+        a.iter()
+            .enumerate()
+            .filter_map(|(r, c)| c.map(|c| scores[r][c]))
+            .sum()
     }
 
     /// Best total over all one-to-one assignments, by brute force.
@@ -105,7 +113,11 @@ mod tests {
             let rows_left = scores.len() - r;
             let free = used.iter().filter(|u| !**u).count();
             // A row may stay unassigned only when there are more rows left than free columns.
-            let mut best = if rows_left > free { go(scores, r + 1, used) } else { f64::NEG_INFINITY };
+            let mut best = if rows_left > free {
+                go(scores, r + 1, used)
+            } else {
+                f64::NEG_INFINITY
+            };
             for c in 0..cols {
                 if !used[c] {
                     used[c] = true;
@@ -122,13 +134,17 @@ mod tests {
     fn matches_brute_force_on_random_rectangles() {
         let mut state = 99u64;
         let mut next = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (state >> 33) as f64 / (1u64 << 31) as f64
         };
         for rows in 1..=5 {
             for cols in 1..=5 {
                 for _ in 0..20 {
-                    let scores: Vec<Vec<f64>> = (0..rows).map(|_| (0..cols).map(|_| next() * 2.0 - 1.0).collect()).collect();
+                    let scores: Vec<Vec<f64>> = (0..rows)
+                        .map(|_| (0..cols).map(|_| next() * 2.0 - 1.0).collect())
+                        .collect();
                     let a = max_weight_matching(&scores);
                     assert_eq!(a.iter().filter(|c| c.is_some()).count(), rows.min(cols));
                     let mut seen = vec![false; cols];

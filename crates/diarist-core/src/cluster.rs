@@ -14,7 +14,10 @@ pub struct EmbeddingMatrix {
 impl EmbeddingMatrix {
     /// An empty matrix of `dim`-dimensional vectors.
     pub fn new(dim: usize) -> Self {
-        Self { dim, data: Vec::new() }
+        Self {
+            dim,
+            data: Vec::new(),
+        }
     }
 
     /// Appends `v` after L2-normalising it. Non-finite or zero vectors are stored as zeros.
@@ -105,7 +108,11 @@ pub fn average_linkage(x: &EmbeddingMatrix) -> Vec<Merge> {
         let b = chain.pop().unwrap_or(0);
         let a = chain.pop().unwrap_or(0);
         let height = d[a * n + b];
-        merges.push(Merge { a: id[a], b: id[b], height });
+        merges.push(Merge {
+            a: id[a],
+            b: id[b],
+            height,
+        });
         // Merge b into a.
         let (sa, sb) = (size[a] as f32, size[b] as f32);
         for k in 0..n {
@@ -125,7 +132,12 @@ pub fn average_linkage(x: &EmbeddingMatrix) -> Vec<Merge> {
 /// Sorts merges by height and renumbers cluster ids to stay consistent with the new order.
 fn sort_merges(merges: Vec<Merge>, n: usize) -> Vec<Merge> {
     let mut order: Vec<usize> = (0..merges.len()).collect();
-    order.sort_by(|&i, &j| merges[i].height.total_cmp(&merges[j].height).then(i.cmp(&j)));
+    order.sort_by(|&i, &j| {
+        merges[i]
+            .height
+            .total_cmp(&merges[j].height)
+            .then(i.cmp(&j))
+    });
     // Replay the merges in sorted order with a union-find, naming each new cluster by its rank.
     let mut parent: Vec<usize> = (0..n).collect();
     let mut name: Vec<usize> = (0..n).collect();
@@ -149,7 +161,11 @@ fn sort_merges(merges: Vec<Merge>, n: usize) -> Vec<Merge> {
         let m = merges[k];
         let ra = find(&mut parent, leaf[m.a]);
         let rb = find(&mut parent, leaf[m.b]);
-        out.push(Merge { a: name[ra], b: name[rb], height: m.height });
+        out.push(Merge {
+            a: name[ra],
+            b: name[rb],
+            height: m.height,
+        });
         parent[rb] = ra;
         name[ra] = n + rank;
     }
@@ -195,7 +211,10 @@ pub fn merges_to_apply(merges: &[Merge], n: usize, count: &ClusterCount) -> usiz
     if n == 0 {
         return 0;
     }
-    let by_threshold = merges.iter().take_while(|m| m.height < count.threshold).count();
+    let by_threshold = merges
+        .iter()
+        .take_while(|m| m.height < count.threshold)
+        .count();
     let clusters = |applied: usize| n - applied;
     let target = match count.num {
         Some(k) => k.clamp(1, n),
@@ -264,10 +283,21 @@ mod tests {
 
     #[test]
     fn two_obvious_groups_split_at_the_threshold() {
-        let x = matrix(&[&[1.0, 0.0], &[0.99, 0.1], &[0.0, 1.0], &[0.1, 0.98], &[0.98, 0.05]]);
+        let x = matrix(&[
+            &[1.0, 0.0],
+            &[0.99, 0.1],
+            &[0.0, 1.0],
+            &[0.1, 0.98],
+            &[0.98, 0.05],
+        ]);
         let merges = average_linkage(&x);
         assert_eq!(merges.len(), 4);
-        let count = ClusterCount { threshold: 0.5, num: None, min: 1, max: None };
+        let count = ClusterCount {
+            threshold: 0.5,
+            num: None,
+            min: 1,
+            max: None,
+        };
         let applied = merges_to_apply(&merges, x.len(), &count);
         let labels = cut(&merges, x.len(), applied);
         assert_eq!(labels, vec![0, 0, 1, 1, 0]);
@@ -280,15 +310,41 @@ mod tests {
     fn speaker_count_overrides_the_threshold() {
         let x = matrix(&[&[1.0, 0.0], &[0.99, 0.1], &[0.0, 1.0], &[0.1, 0.98]]);
         let merges = average_linkage(&x);
-        let exact = ClusterCount { threshold: 0.5, num: Some(1), min: 1, max: None };
-        assert_eq!(cut(&merges, 4, merges_to_apply(&merges, 4, &exact)), vec![0, 0, 0, 0]);
-        let at_least = ClusterCount { threshold: 0.5, num: None, min: 3, max: None };
+        let exact = ClusterCount {
+            threshold: 0.5,
+            num: Some(1),
+            min: 1,
+            max: None,
+        };
+        assert_eq!(
+            cut(&merges, 4, merges_to_apply(&merges, 4, &exact)),
+            vec![0, 0, 0, 0]
+        );
+        let at_least = ClusterCount {
+            threshold: 0.5,
+            num: None,
+            min: 3,
+            max: None,
+        };
         let labels = cut(&merges, 4, merges_to_apply(&merges, 4, &at_least));
         assert_eq!(labels.iter().max(), Some(&2));
-        let at_most = ClusterCount { threshold: 2.5, num: None, min: 1, max: Some(1) };
+        let at_most = ClusterCount {
+            threshold: 2.5,
+            num: None,
+            min: 1,
+            max: Some(1),
+        };
         assert_eq!(merges_to_apply(&merges, 4, &at_most), 3);
-        let many = ClusterCount { threshold: 0.0, num: Some(9), min: 1, max: None };
-        assert_eq!(cut(&merges, 4, merges_to_apply(&merges, 4, &many)), vec![0, 1, 2, 3]);
+        let many = ClusterCount {
+            threshold: 0.0,
+            num: Some(9),
+            min: 1,
+            max: None,
+        };
+        assert_eq!(
+            cut(&merges, 4, merges_to_apply(&merges, 4, &many)),
+            vec![0, 1, 2, 3]
+        );
     }
 
     #[test]
@@ -296,7 +352,9 @@ mod tests {
         // Deterministic pseudo-random vectors.
         let mut state = 12345u64;
         let mut next = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((state >> 33) as f32 / (1u64 << 31) as f32) - 0.5
         };
         for n in [2usize, 3, 7, 15] {

@@ -38,7 +38,11 @@ impl DerBreakdown {
 
     /// A component as a fraction of the reference speech.
     pub fn rate(&self, component: u64) -> f64 {
-        if self.total == 0 { 0.0 } else { component as f64 / self.total as f64 }
+        if self.total == 0 {
+            0.0
+        } else {
+            component as f64 / self.total as f64
+        }
     }
 }
 
@@ -101,7 +105,12 @@ fn label_index(turns: &[Turn]) -> BTreeMap<&str, usize> {
 
 /// Scores `hypothesis` against `reference` (one recording). `uem` limits the scored regions;
 /// `collar` is the total width removed around each reference boundary, in samples.
-pub fn score(reference: &[Turn], hypothesis: &[Turn], uem: Option<&[(u64, u64)]>, collar: u64) -> DerBreakdown {
+pub fn score(
+    reference: &[Turn],
+    hypothesis: &[Turn],
+    uem: Option<&[(u64, u64)]>,
+    collar: u64,
+) -> DerBreakdown {
     let scored = match uem {
         Some(u) => union(u.to_vec()),
         None => {
@@ -192,7 +201,10 @@ pub fn score(reference: &[Turn], hypothesis: &[Turn], uem: Option<&[(u64, u64)]>
     let mut out = DerBreakdown::default();
     for (dur, r, h) in active {
         let (n_ref, n_hyp) = (r.len() as u64, h.len() as u64);
-        let correct = r.iter().filter(|&&a| mapping[a].is_some_and(|b| h.contains(&b))).count() as u64;
+        let correct = r
+            .iter()
+            .filter(|&&a| mapping[a].is_some_and(|b| h.contains(&b)))
+            .count() as u64;
         out.total += n_ref * dur;
         out.miss += n_ref.saturating_sub(n_hyp) * dur;
         out.false_alarm += n_hyp.saturating_sub(n_ref) * dur;
@@ -207,7 +219,11 @@ mod tests {
     use super::*;
 
     fn t(start: u64, end: u64, s: &str) -> Turn {
-        Turn { start, end, speaker: s.into() }
+        Turn {
+            start,
+            end,
+            speaker: s.into(),
+        }
     }
 
     #[test]
@@ -236,7 +252,10 @@ mod tests {
         // overlap in the reference, one speaker in the hypothesis: a miss, not a confusion
         let r2 = [t(0, 100, "A"), t(0, 100, "B")];
         let b = score(&r2, &[t(0, 100, "x")], None, 0);
-        assert_eq!((b.total, b.miss, b.confusion, b.correct), (200, 100, 0, 100));
+        assert_eq!(
+            (b.total, b.miss, b.confusion, b.correct),
+            (200, 100, 0, 100)
+        );
     }
 
     #[test]

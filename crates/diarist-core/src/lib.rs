@@ -6,8 +6,8 @@
 //! is deterministic and unit-testable. Time is kept in samples at 16 kHz.
 
 pub mod activity;
-pub mod cluster;
-pub mod reconstruct;
 pub mod assignment;
+pub mod cluster;
 pub mod der;
+pub mod reconstruct;
 pub mod rttm;

@@ -21,15 +21,27 @@ impl FrameGrid {
     /// Number of grid frames needed to cover `samples` samples (frames whose centre lies inside).
     pub fn frames_covering(&self, samples: usize) -> usize {
         let centre = self.length / 2;
-        if samples <= centre { usize::from(samples > 0) } else { (samples - centre).div_ceil(self.step) }
+        if samples <= centre {
+            usize::from(samples > 0)
+        } else {
+            (samples - centre).div_ceil(self.step)
+        }
     }
 
     /// Sample range `[start, end)` that frame `g` stands for in the output: a `step`-long span
     /// around its centre, widened to the recording's edges at the first and last frame.
     pub fn span(&self, g: usize, frames: usize, total_samples: usize) -> (usize, usize) {
         let centre = g * self.step + self.length / 2;
-        let start = if g == 0 { 0 } else { centre.saturating_sub(self.step / 2) };
-        let end = if g + 1 >= frames { total_samples } else { centre + self.step - self.step / 2 };
+        let start = if g == 0 {
+            0
+        } else {
+            centre.saturating_sub(self.step / 2)
+        };
+        let end = if g + 1 >= frames {
+            total_samples
+        } else {
+            centre + self.step - self.step / 2
+        };
         (start.min(total_samples), end.min(total_samples))
     }
 }
@@ -73,7 +85,13 @@ pub fn speaker_count(windows: &[PlacedWindow], frames: usize) -> Vec<u8> {
     }
     sum.iter()
         .zip(&hits)
-        .map(|(&s, &h)| if h == 0 { 0 } else { (s / h as f32).round() as u8 })
+        .map(|(&s, &h)| {
+            if h == 0 {
+                0
+            } else {
+                (s / h as f32).round() as u8
+            }
+        })
         .collect()
 }
 
@@ -126,8 +144,16 @@ pub fn reconstruct(
         }
     }
     (
-        Activity { frames, speakers, active: overlap },
-        Activity { frames, speakers, active: exclusive },
+        Activity {
+            frames,
+            speakers,
+            active: overlap,
+        },
+        Activity {
+            frames,
+            speakers,
+            active: exclusive,
+        },
     )
 }
 
@@ -158,7 +184,12 @@ pub struct TurnRules {
 /// Turns from frame activity: runs of active frames become turns, widened by the pads (within the
 /// recording); turns of one speaker that then overlap or sit closer than `min_off` merge, and
 /// turns shorter than `min_on` are dropped. Sorted by start, then speaker.
-pub fn turns(activity: &Activity, grid: FrameGrid, total_samples: usize, rules: TurnRules) -> Vec<SpeakerTurn> {
+pub fn turns(
+    activity: &Activity,
+    grid: FrameGrid,
+    total_samples: usize,
+    rules: TurnRules,
+) -> Vec<SpeakerTurn> {
     let mut out = Vec::new();
     for k in 0..activity.speakers {
         let mut mine: Vec<SpeakerTurn> = Vec::new();
@@ -168,11 +199,22 @@ pub fn turns(activity: &Activity, grid: FrameGrid, total_samples: usize, rules: 
             match (on, run_start) {
                 (true, None) => run_start = Some(g),
                 (false, Some(s)) => {
-                    let start = grid.span(s, activity.frames, total_samples).0.saturating_sub(rules.pad_onset);
-                    let end = (grid.span(g - 1, activity.frames, total_samples).1 + rules.pad_offset).min(total_samples);
+                    let start = grid
+                        .span(s, activity.frames, total_samples)
+                        .0
+                        .saturating_sub(rules.pad_onset);
+                    let end = (grid.span(g - 1, activity.frames, total_samples).1
+                        + rules.pad_offset)
+                        .min(total_samples);
                     match mine.last_mut() {
-                        Some(prev) if start <= prev.end || start - prev.end < rules.min_off => prev.end = prev.end.max(end),
-                        _ if end > start => mine.push(SpeakerTurn { start, end, speaker: k }),
+                        Some(prev) if start <= prev.end || start - prev.end < rules.min_off => {
+                            prev.end = prev.end.max(end)
+                        }
+                        _ if end > start => mine.push(SpeakerTurn {
+                            start,
+                            end,
+                            speaker: k,
+                        }),
                         _ => {}
                     }
                     run_start = None;
@@ -239,38 +281,116 @@ mod tests {
 
     #[test]
     fn turns_fill_short_gaps_and_drop_short_turns() {
-        let grid = FrameGrid { step: 10, length: 30 };
+        let grid = FrameGrid {
+            step: 10,
+            length: 30,
+        };
         // speaker 0: frames 0-2 on, 3 off, 4-5 on; speaker 1: frame 7 on.
-        let rows: [[u8; 2]; 8] = [[1, 0], [1, 0], [1, 0], [0, 0], [1, 0], [1, 0], [0, 0], [0, 1]];
-        let act = Activity { frames: 8, speakers: 2, active: rows.iter().flatten().copied().collect() };
+        let rows: [[u8; 2]; 8] = [
+            [1, 0],
+            [1, 0],
+            [1, 0],
+            [0, 0],
+            [1, 0],
+            [1, 0],
+            [0, 0],
+            [0, 1],
+        ];
+        let act = Activity {
+            frames: 8,
+            speakers: 2,
+            active: rows.iter().flatten().copied().collect(),
+        };
         let total = 100;
         let t = turns(&act, grid, total, TurnRules::default());
         assert_eq!(
             t,
             vec![
-                SpeakerTurn { start: 0, end: 40, speaker: 0 },
-                SpeakerTurn { start: 50, end: 70, speaker: 0 },
-                SpeakerTurn { start: 80, end: 100, speaker: 1 },
+                SpeakerTurn {
+                    start: 0,
+                    end: 40,
+                    speaker: 0
+                },
+                SpeakerTurn {
+                    start: 50,
+                    end: 70,
+                    speaker: 0
+                },
+                SpeakerTurn {
+                    start: 80,
+                    end: 100,
+                    speaker: 1
+                },
             ]
         );
-        let filled = turns(&act, grid, total, TurnRules { min_off: 11, ..Default::default() });
-        assert_eq!(filled[0], SpeakerTurn { start: 0, end: 70, speaker: 0 });
-        let long_only = turns(&act, grid, total, TurnRules { min_on: 25, ..Default::default() });
-        assert_eq!(long_only, vec![SpeakerTurn { start: 0, end: 40, speaker: 0 }]);
+        let filled = turns(
+            &act,
+            grid,
+            total,
+            TurnRules {
+                min_off: 11,
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            filled[0],
+            SpeakerTurn {
+                start: 0,
+                end: 70,
+                speaker: 0
+            }
+        );
+        let long_only = turns(
+            &act,
+            grid,
+            total,
+            TurnRules {
+                min_on: 25,
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            long_only,
+            vec![SpeakerTurn {
+                start: 0,
+                end: 40,
+                speaker: 0
+            }]
+        );
         // Padding widens turns within the recording and merges those that then touch.
-        let padded = turns(&act, grid, total, TurnRules { pad_onset: 5, pad_offset: 6, ..Default::default() });
+        let padded = turns(
+            &act,
+            grid,
+            total,
+            TurnRules {
+                pad_onset: 5,
+                pad_offset: 6,
+                ..Default::default()
+            },
+        );
         assert_eq!(
             padded,
             vec![
-                SpeakerTurn { start: 0, end: 76, speaker: 0 },
-                SpeakerTurn { start: 75, end: 100, speaker: 1 },
+                SpeakerTurn {
+                    start: 0,
+                    end: 76,
+                    speaker: 0
+                },
+                SpeakerTurn {
+                    start: 75,
+                    end: 100,
+                    speaker: 1
+                },
             ]
         );
     }
 
     #[test]
     fn grid_covers_the_recording() {
-        let grid = FrameGrid { step: 270, length: 991 };
+        let grid = FrameGrid {
+            step: 270,
+            length: 991,
+        };
         assert_eq!(grid.frames_covering(0), 0);
         assert_eq!(grid.frames_covering(100), 1);
         let n = grid.frames_covering(160_000);

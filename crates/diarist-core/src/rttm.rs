@@ -41,8 +41,15 @@ pub struct ParseError {
 }
 
 fn seconds(field: Option<&str>, what: &str, line: usize, text: &str) -> Result<f64, ParseError> {
-    let err = |reason: String| ParseError { line, reason, text: text.to_string() };
-    let v: f64 = field.ok_or_else(|| err(format!("missing {what}")))?.parse().map_err(|_| err(format!("bad {what}")))?;
+    let err = |reason: String| ParseError {
+        line,
+        reason,
+        text: text.to_string(),
+    };
+    let v: f64 = field
+        .ok_or_else(|| err(format!("missing {what}")))?
+        .parse()
+        .map_err(|_| err(format!("bad {what}")))?;
     if !v.is_finite() || v < 0.0 {
         return Err(err(format!("{what} must be a non-negative number")));
     }
@@ -63,13 +70,21 @@ pub fn parse(text: &str) -> Result<BTreeMap<String, Vec<Turn>>, ParseError> {
             continue;
         }
         if fields.len() < 8 {
-            return Err(ParseError { line: i + 1, reason: "a SPEAKER line needs at least 8 fields".into(), text: raw.into() });
+            return Err(ParseError {
+                line: i + 1,
+                reason: "a SPEAKER line needs at least 8 fields".into(),
+                text: raw.into(),
+            });
         }
         let start = seconds(fields.get(3).copied(), "onset", i + 1, raw)?;
         let duration = seconds(fields.get(4).copied(), "duration", i + 1, raw)?;
         let (start, end) = (secs_to_samples(start), secs_to_samples(start + duration));
         if end > start {
-            out.entry(fields[1].to_string()).or_default().push(Turn { start, end, speaker: fields[7].to_string() });
+            out.entry(fields[1].to_string()).or_default().push(Turn {
+                start,
+                end,
+                speaker: fields[7].to_string(),
+            });
         }
     }
     Ok(out)
@@ -81,7 +96,10 @@ pub fn write(file_id: &str, turns: &[Turn]) -> String {
     for t in turns {
         let start = samples_to_secs(t.start);
         let dur = samples_to_secs(t.end.saturating_sub(t.start));
-        s.push_str(&format!("SPEAKER {file_id} 1 {start:.3} {dur:.3} <NA> <NA> {} <NA> <NA>\n", t.speaker));
+        s.push_str(&format!(
+            "SPEAKER {file_id} 1 {start:.3} {dur:.3} <NA> <NA> {} <NA> <NA>\n",
+            t.speaker
+        ));
     }
     s
 }
@@ -96,12 +114,18 @@ pub fn parse_uem(text: &str) -> Result<BTreeMap<String, Vec<(u64, u64)>>, ParseE
         }
         let fields: Vec<&str> = line.split_whitespace().collect();
         if fields.len() < 4 {
-            return Err(ParseError { line: i + 1, reason: "a UEM line needs 4 fields".into(), text: raw.into() });
+            return Err(ParseError {
+                line: i + 1,
+                reason: "a UEM line needs 4 fields".into(),
+                text: raw.into(),
+            });
         }
         let start = secs_to_samples(seconds(fields.get(2).copied(), "start", i + 1, raw)?);
         let end = secs_to_samples(seconds(fields.get(3).copied(), "end", i + 1, raw)?);
         if end > start {
-            out.entry(fields[0].to_string()).or_default().push((start, end));
+            out.entry(fields[0].to_string())
+                .or_default()
+                .push((start, end));
         }
     }
     Ok(out)
@@ -116,7 +140,14 @@ mod tests {
         let text = "SPEAKER rec 1 2.130 11.050 <NA> <NA> A <NA> <NA>\n\n# note\nSPEAKER rec 1 13.240 3.570 <NA> <NA> B <NA> <NA>\nSPEAKER other 1 0.5 0.25 <NA> <NA> C <NA> <NA>\n";
         let parsed = parse(text).unwrap();
         assert_eq!(parsed.len(), 2);
-        assert_eq!(parsed["rec"][0], Turn { start: 34_080, end: 210_880, speaker: "A".into() });
+        assert_eq!(
+            parsed["rec"][0],
+            Turn {
+                start: 34_080,
+                end: 210_880,
+                speaker: "A".into()
+            }
+        );
         let written = write("rec", &parsed["rec"]);
         assert_eq!(parse(&written).unwrap()["rec"], parsed["rec"]);
         assert!(written.starts_with("SPEAKER rec 1 2.130 11.050 <NA> <NA> A"));

@@ -128,13 +128,18 @@ impl Config {
             (o.pad_offset_secs, "pad_offset_secs"),
         ] {
             if !(v.is_finite() && (0.0..=10.0).contains(&v)) {
-                return Err(EngineError::Config(format!("offline.{what} must be between 0 and 10 seconds")));
+                return Err(EngineError::Config(format!(
+                    "offline.{what} must be between 0 and 10 seconds"
+                )));
             }
         }
         if o.max_speakers > 0 && o.min_speakers > o.max_speakers {
             return bad("min_speakers must not exceed max_speakers");
         }
-        if !(o.embedding_block_secs.is_finite() && o.embedding_block_secs >= 1.0 && o.embedding_block_secs <= 600.0) {
+        if !(o.embedding_block_secs.is_finite()
+            && o.embedding_block_secs >= 1.0
+            && o.embedding_block_secs <= 600.0)
+        {
             return bad("embedding_block_secs must be between 1 and 600");
         }
         if o.max_cluster_embeddings < 2 {

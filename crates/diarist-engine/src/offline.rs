@@ -14,7 +14,8 @@ use std::path::Path;
 
 use diarist_audio::AudioStream;
 use diarist_models::{
-    Activation, EmbeddingModel, Features, ModelSpec, OutputKind, Runtime, SegmentationModel, SessionOptions,
+    Activation, EmbeddingModel, Features, ModelSpec, OutputKind, Runtime, SegmentationModel,
+    SessionOptions,
 };
 
 use crate::config::OfflineConfig;
@@ -35,10 +36,24 @@ impl Models {
     /// Loads the models a configuration names, on the ONNX Runtime it names.
     pub fn load(config: &Config) -> Result<Self, EngineError> {
         let runtime = Runtime::load(&config.runtime.onnxruntime)?;
-        let opts = SessionOptions { intra_threads: config.runtime.intra_threads };
-        let variant = |v: &str| if v == "fp32" { None } else { Some(v.to_string()) };
-        let seg = ModelSpec::load(&config.models.segmentation, variant(&config.models.segmentation_variant).as_deref())?;
-        let emb = ModelSpec::load(&config.models.embedding, variant(&config.models.embedding_variant).as_deref())?;
+        let opts = SessionOptions {
+            intra_threads: config.runtime.intra_threads,
+        };
+        let variant = |v: &str| {
+            if v == "fp32" {
+                None
+            } else {
+                Some(v.to_string())
+            }
+        };
+        let seg = ModelSpec::load(
+            &config.models.segmentation,
+            variant(&config.models.segmentation_variant).as_deref(),
+        )?;
+        let emb = ModelSpec::load(
+            &config.models.embedding,
+            variant(&config.models.embedding_variant).as_deref(),
+        )?;
         Ok(Self {
             segmentation: SegmentationModel::load(&runtime, &seg, opts)?,
             embedding: EmbeddingModel::load(&runtime, &emb, opts)?,
@@ -47,7 +62,11 @@ impl Models {
 }
 
 /// Diarizes an audio file of any supported format.
-pub fn diarize_file(models: &mut Models, cfg: &OfflineConfig, path: &Path) -> Result<Diarization, EngineError> {
+pub fn diarize_file(
+    models: &mut Models,
+    cfg: &OfflineConfig,
+    path: &Path,
+) -> Result<Diarization, EngineError> {
     let mut audio = AudioStream::open(path)?;
     diarize(models, cfg, |buf| audio.read(buf))
 }
@@ -90,16 +109,23 @@ impl Plan {
     fn new(models: &Models, cfg: &OfflineConfig) -> Result<Self, EngineError> {
         let spec = models.segmentation.spec();
         let out = &spec.manifest.output;
-        let grid = FrameGrid { step: spec.frames().step, length: spec.frames().length };
+        let grid = FrameGrid {
+            step: spec.frames().step,
+            length: spec.frames().length,
+        };
         let speakers = out.max_speakers.unwrap_or(0);
         let kind = match out.kind {
-            OutputKind::Powerset => ScoreKind::Powerset { classes: out.classes.clone().unwrap_or_default() },
+            OutputKind::Powerset => ScoreKind::Powerset {
+                classes: out.classes.clone().unwrap_or_default(),
+            },
             OutputKind::Multilabel => ScoreKind::Multilabel {
                 threshold: cfg.multilabel_threshold,
                 logits: out.activation == Activation::Logits,
             },
             OutputKind::Embedding => {
-                return Err(EngineError::Config("the segmentation model has an embedding output".into()));
+                return Err(EngineError::Config(
+                    "the segmentation model has an embedding output".into(),
+                ));
             }
         };
         let secs = |s: f64| (s * SAMPLE_RATE as f64).round() as usize;
@@ -181,7 +207,11 @@ where
     // one feature frame so that consecutive blocks' frames tile the recording without a gap.
     let block = features.map_or(0, |g| (plan.block / g.step).max(1) * g.step);
     let min_embed = models.embedding.min_samples();
-    let mut feats = FeatureBuffer { first: 0, data: Vec::new(), dim: 0 };
+    let mut feats = FeatureBuffer {
+        first: 0,
+        data: Vec::new(),
+        dim: 0,
+    };
     let mut next_block = 0usize;
     // `buf` holds samples from `buf_start` on; windows start at multiples of `plan.step`.
     let mut buf: Vec<f32> = Vec::with_capacity(plan.window + plan.step + block + SAMPLE_RATE);
@@ -195,7 +225,9 @@ where
             while next_block < end && (eof || next_block + block + g.length <= end) {
                 let stop = (next_block + block + g.length).min(end);
                 if stop - next_block >= min_embed {
-                    let f = models.embedding.features(&buf[next_block - buf_start..stop - buf_start])?;
+                    let f = models
+                        .embedding
+                        .features(&buf[next_block - buf_start..stop - buf_start])?;
                     let keep = f.frames.min(block / g.step);
                     feats.dim = f.dimension;
                     feats.data.extend_from_slice(&f.data[..keep * f.dimension]);
@@ -203,10 +235,19 @@ where
                 next_block += block;
             }
         }
-        let ready = |start: usize| start + plan.window <= end && (features.is_none() || eof || start + plan.window <= next_block);
+        let ready = |start: usize| {
+            start + plan.window <= end
+                && (features.is_none() || eof || start + plan.window <= next_block)
+        };
         while ready(next_start) {
             let at = next_start - buf_start;
-            state.window(models, &plan, next_start, &buf[at..at + plan.window], &feats)?;
+            state.window(
+                models,
+                &plan,
+                next_start,
+                &buf[at..at + plan.window],
+                &feats,
+            )?;
             last_start = Some(next_start);
             next_start += plan.step;
             // Keep enough history for a final window aligned to the end of the recording.
@@ -214,7 +255,13 @@ where
             if let Some(g) = features {
                 feats.drop_before(history / g.step);
             }
-            let keep_from = history.min(if features.is_some() { next_block } else { history }).max(buf_start);
+            let keep_from = history
+                .min(if features.is_some() {
+                    next_block
+                } else {
+                    history
+                })
+                .max(buf_start);
             buf.drain(..keep_from - buf_start);
             buf_start = keep_from;
         }
@@ -223,7 +270,13 @@ where
         }
     }
     let total = buf_start + buf.len();
-    let min_samples = models.segmentation.spec().manifest.input.min_samples.max(min_embed);
+    let min_samples = models
+        .segmentation
+        .spec()
+        .manifest
+        .input
+        .min_samples
+        .max(min_embed);
     if total >= plan.window {
         // A last window ending at the recording's end, on the frame grid.
         let start = (total - plan.window) / plan.grid.step * plan.grid.step;
@@ -249,7 +302,14 @@ struct State {
 /// Appends, for local speaker `s`, one weight per position in `centres` (sample offsets from the
 /// window start): 1 where the segmentation frame nearest to it has the speaker active (and alone,
 /// when `clean_only`).
-fn push_weights(out: &mut Vec<f32>, local: &LocalActivity, grid: FrameGrid, s: usize, clean_only: bool, centres: impl Iterator<Item = f64>) {
+fn push_weights(
+    out: &mut Vec<f32>,
+    local: &LocalActivity,
+    grid: FrameGrid,
+    s: usize,
+    clean_only: bool,
+    centres: impl Iterator<Item = f64>,
+) {
     for centre in centres {
         let f = ((centre - (grid.length / 2) as f64) / grid.step as f64).round();
         let f = (f.max(0.0) as usize).min(local.frames.saturating_sub(1));
@@ -260,13 +320,26 @@ fn push_weights(out: &mut Vec<f32>, local: &LocalActivity, grid: FrameGrid, s: u
 
 impl State {
     fn new(dim: usize) -> Self {
-        Self { windows: Vec::new(), embeddings: EmbeddingMatrix::new(dim), sources: Vec::new(), weights: Vec::new() }
+        Self {
+            windows: Vec::new(),
+            embeddings: EmbeddingMatrix::new(dim),
+            sources: Vec::new(),
+            weights: Vec::new(),
+        }
     }
 
     /// Segments and embeds the window starting at sample `start`.
-    fn window(&mut self, models: &mut Models, plan: &Plan, start: usize, audio: &[f32], feats: &FeatureBuffer) -> Result<(), EngineError> {
+    fn window(
+        &mut self,
+        models: &mut Models,
+        plan: &Plan,
+        start: usize,
+        audio: &[f32],
+        feats: &FeatureBuffer,
+    ) -> Result<(), EngineError> {
         let scores = models.segmentation.run(audio, audio.len())?;
-        let local: LocalActivity = activity::decode(scores.window(0), scores.frames, plan.speakers, &plan.kind);
+        let local: LocalActivity =
+            activity::decode(scores.window(0), scores.frames, plan.speakers, &plan.kind);
         let index = self.windows.len();
         // Which local speakers get an embedding: (slot, frames alone, embed from those frames only).
         let wanted: Vec<(usize, usize, bool)> = (0..plan.speakers)
@@ -283,18 +356,29 @@ impl State {
                     // Backbone frames whose centre lies in the window.
                     let half = g.length / 2;
                     let lo = start.saturating_sub(half).div_ceil(g.step).max(feats.first);
-                    let hi = ((start + audio.len()).saturating_sub(half + 1) / g.step + 1).min(feats.first + feats.frames());
+                    let hi = ((start + audio.len()).saturating_sub(half + 1) / g.step + 1)
+                        .min(feats.first + feats.frames());
                     if hi <= lo {
                         None
                     } else {
                         let slice = Features {
                             frames: hi - lo,
                             dimension: feats.dim,
-                            data: feats.data[(lo - feats.first) * feats.dim..(hi - feats.first) * feats.dim].to_vec(),
+                            data: feats.data
+                                [(lo - feats.first) * feats.dim..(hi - feats.first) * feats.dim]
+                                .to_vec(),
                         };
                         for &(s, _, clean_only) in &wanted {
-                            let centres = (lo..hi).map(|k| (k * g.step + half) as f64 - start as f64);
-                            push_weights(&mut self.weights, &local, plan.grid, s, clean_only, centres);
+                            let centres =
+                                (lo..hi).map(|k| (k * g.step + half) as f64 - start as f64);
+                            push_weights(
+                                &mut self.weights,
+                                &local,
+                                plan.grid,
+                                s,
+                                clean_only,
+                                centres,
+                            );
                         }
                         Some(models.embedding.pool(&slice, &self.weights, wanted.len())?)
                     }
@@ -302,16 +386,25 @@ impl State {
                 None => {
                     let g = models.embedding.weight_geometry();
                     for &(s, _, clean_only) in &wanted {
-                        let centres = (0..g.frames(audio.len())).map(|j| (j * g.step + g.length / 2) as f64);
+                        let centres =
+                            (0..g.frames(audio.len())).map(|j| (j * g.step + g.length / 2) as f64);
                         push_weights(&mut self.weights, &local, plan.grid, s, clean_only, centres);
                     }
-                    Some(models.embedding.run(audio, audio.len(), &self.weights, wanted.len())?)
+                    Some(
+                        models
+                            .embedding
+                            .run(audio, audio.len(), &self.weights, wanted.len())?,
+                    )
                 }
             };
             if let Some(out) = out {
                 for (i, &(slot, clean, _)) in wanted.iter().enumerate() {
                     self.embeddings.push(out.get(0, i));
-                    self.sources.push(LocalEmbedding { window: index, slot, clean_frames: clean });
+                    self.sources.push(LocalEmbedding {
+                        window: index,
+                        slot,
+                        clean_frames: clean,
+                    });
                 }
             }
         }
@@ -349,24 +442,23 @@ impl State {
             return 0;
         }
         // Embeddings from enough clean speech shape the clusters (all of them if none qualify).
-        let mut train: Vec<usize> =
-            (0..n).filter(|&i| self.sources[i].clean_frames >= plan.min_cluster_frames).collect();
+        let mut train: Vec<usize> = (0..n)
+            .filter(|&i| self.sources[i].clean_frames >= plan.min_cluster_frames)
+            .collect();
         if train.len() < 2 {
             train = (0..n).collect();
         }
         if train.len() > plan.max_cluster_embeddings {
             let stride = train.len() as f64 / plan.max_cluster_embeddings as f64;
-            train = (0..plan.max_cluster_embeddings).map(|i| train[(i as f64 * stride) as usize]).collect();
+            train = (0..plan.max_cluster_embeddings)
+                .map(|i| train[(i as f64 * stride) as usize])
+                .collect();
         }
         let mut x = EmbeddingMatrix::new(self.embeddings.dim);
         for &i in &train {
             x.data.extend_from_slice(self.embeddings.row(i));
         }
         let merges = cluster::average_linkage(&x);
-        if std::env::var_os("DIARIST_DEBUG").is_some() {
-            let h: Vec<String> = merges.iter().rev().take(8).map(|m| format!("{:.3}", m.height)).collect();
-            eprintln!("debug: {} embeddings ({} train), top merge heights {:?}", n, x.len(), h);
-        }
         let applied = cluster::merges_to_apply(&merges, x.len(), &plan.count);
         let labels = cluster::cut(&merges, x.len(), applied);
         let k = labels.iter().max().map_or(0, |m| m + 1);
@@ -378,7 +470,9 @@ impl State {
             for &l in &labels {
                 sizes[l] += 1;
             }
-            let large: Vec<usize> = (0..k).filter(|&c| sizes[c] >= plan.min_cluster_size).collect();
+            let large: Vec<usize> = (0..k)
+                .filter(|&c| sizes[c] >= plan.min_cluster_size)
+                .collect();
             let keep = large.len().max(plan.count.min.min(k));
             if !large.is_empty() && large.len() < k && keep == large.len() {
                 let mut kept = EmbeddingMatrix::new(x.dim);
@@ -398,7 +492,11 @@ impl State {
                 j += 1;
             }
             let scores: Vec<Vec<f64>> = (i..j)
-                .map(|e| (0..k).map(|c| f64::from(cluster::dot(self.embeddings.row(e), centroids.row(c)))).collect())
+                .map(|e| {
+                    (0..k)
+                        .map(|c| f64::from(cluster::dot(self.embeddings.row(e), centroids.row(c))))
+                        .collect()
+                })
                 .collect();
             for (row, assigned) in max_weight_matching(&scores).into_iter().enumerate() {
                 let slot = self.sources[i + row].slot;
@@ -413,14 +511,9 @@ impl State {
 /// Drops speakers with no activity and renumbers the rest in order of first appearance.
 fn renumber(overlap: Activity, exclusive: Activity) -> (Activity, Activity, usize) {
     let k = overlap.speakers;
-    let mut first = vec![usize::MAX; k];
-    for g in 0..overlap.frames {
-        for s in 0..k {
-            if overlap.active[g * k + s] != 0 && first[s] == usize::MAX {
-                first[s] = g;
-            }
-        }
-    }
+    let first: Vec<usize> = (0..k)
+        .map(|s| (0..overlap.frames).find(|&g| overlap.active[g * k + s] != 0).unwrap_or(usize::MAX))
+        .collect();
     let mut order: Vec<usize> = (0..k).filter(|&s| first[s] != usize::MAX).collect();
     order.sort_by_key(|&s| first[s]);
     let remap = |a: &Activity| {
@@ -430,7 +523,11 @@ fn renumber(overlap: Activity, exclusive: Activity) -> (Activity, Activity, usiz
                 active[g * order.len() + new] = a.active[g * k + old];
             }
         }
-        Activity { frames: a.frames, speakers: order.len(), active }
+        Activity {
+            frames: a.frames,
+            speakers: order.len(),
+            active,
+        }
     };
     let (o, e) = (remap(&overlap), remap(&exclusive));
     (o, e, order.len())

@@ -9,7 +9,8 @@ mod runtime;
 mod session;
 
 pub use manifest::{
-    Activation, FrameGeometry, FrontEnd, Layout, Manifest, ModelSpec, OutputKind, SplitSection, Task,
+    Activation, FrameGeometry, FrontEnd, Layout, Manifest, ModelSpec, OutputKind, SplitSection,
+    Task,
 };
 pub use runtime::{Runtime, SessionOptions};
 pub use session::{EmbeddingModel, Embeddings, Features, FrameScores, SegmentationModel};
@@ -20,7 +21,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     /// The ONNX Runtime shared library could not be loaded.
-    #[error("cannot load the ONNX Runtime library at {path}: {reason} (run `make setup`, or set DIARIST_ORT_LIB)")]
+    #[error(
+        "cannot load the ONNX Runtime library at {path}: {reason} (run `make setup`, or set DIARIST_ORT_LIB)"
+    )]
     Runtime {
         /// Library path that was tried.
         path: PathBuf,

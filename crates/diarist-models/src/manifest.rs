@@ -214,7 +214,11 @@ pub struct FrameGeometry {
 impl FrameGeometry {
     /// Number of output frames for an input of `samples` samples.
     pub fn frames(&self, samples: usize) -> usize {
-        if samples < self.length { 0 } else { 1 + (samples - self.length) / self.step }
+        if samples < self.length {
+            0
+        } else {
+            1 + (samples - self.length) / self.step
+        }
     }
 }
 
@@ -237,33 +241,58 @@ impl ModelSpec {
     /// Reads `dir/manifest.toml` (or a manifest file path), validates it, and selects `variant`
     /// (`None` or `"fp32"` for the main file).
     pub fn load(path: &Path, variant: Option<&str>) -> Result<Self, ModelError> {
-        let manifest_path =
-            if path.is_dir() { path.join("manifest.toml") } else { path.to_path_buf() };
-        let text = std::fs::read_to_string(&manifest_path)
-            .map_err(|source| ModelError::Io { path: manifest_path.clone(), source })?;
+        let manifest_path = if path.is_dir() {
+            path.join("manifest.toml")
+        } else {
+            path.to_path_buf()
+        };
+        let text = std::fs::read_to_string(&manifest_path).map_err(|source| ModelError::Io {
+            path: manifest_path.clone(),
+            source,
+        })?;
         let manifest: Manifest = toml::from_str(&text).map_err(|e| ModelError::Manifest {
             path: manifest_path.clone(),
             reason: e.to_string(),
         })?;
-        let dir = manifest_path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let dir = manifest_path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
         manifest.validate().map_err(|reason| ModelError::Manifest {
             path: manifest_path.clone(),
             reason,
         })?;
         let (file, sha256, variant) = match variant {
-            None | Some("fp32") => (manifest.model.file.clone(), manifest.model.sha256.clone(), None),
+            None | Some("fp32") => (
+                manifest.model.file.clone(),
+                manifest.model.sha256.clone(),
+                None,
+            ),
             Some(name) => {
-                let v = manifest.variants.get(name).ok_or_else(|| ModelError::Manifest {
-                    path: manifest_path.clone(),
-                    reason: format!(
-                        "no variant `{name}` (known: fp32{})",
-                        manifest.variants.keys().map(|k| format!(", {k}")).collect::<String>()
-                    ),
-                })?;
+                let v = manifest
+                    .variants
+                    .get(name)
+                    .ok_or_else(|| ModelError::Manifest {
+                        path: manifest_path.clone(),
+                        reason: format!(
+                            "no variant `{name}` (known: fp32{})",
+                            manifest
+                                .variants
+                                .keys()
+                                .map(|k| format!(", {k}"))
+                                .collect::<String>()
+                        ),
+                    })?;
                 (v.file.clone(), v.sha256.clone(), Some(name.to_string()))
             }
         };
-        Ok(Self { onnx: dir.join(file), dir, manifest, sha256, variant })
+        Ok(Self {
+            onnx: dir.join(file),
+            dir,
+            manifest,
+            sha256,
+            variant,
+        })
     }
 
     /// Reads the ONNX file and checks its sha256 against the manifest.
@@ -279,7 +308,10 @@ impl ModelSpec {
     /// Frame geometry of a segmentation model.
     pub fn frames(&self) -> FrameGeometry {
         let o = &self.manifest.output;
-        FrameGeometry { step: o.frame_step.unwrap_or(1), length: o.frame_length.unwrap_or(1) }
+        FrameGeometry {
+            step: o.frame_step.unwrap_or(1),
+            length: o.frame_length.unwrap_or(1),
+        }
     }
 }
 
@@ -288,7 +320,10 @@ impl Manifest {
     fn validate(&self) -> Result<(), String> {
         let (m, i, o) = (&self.model, &self.input, &self.output);
         if m.sample_rate != 16_000 {
-            return Err(format!("sample_rate {} is not supported (16000 only)", m.sample_rate));
+            return Err(format!(
+                "sample_rate {} is not supported (16000 only)",
+                m.sample_rate
+            ));
         }
         match m.task {
             Task::Segmentation => {
@@ -310,7 +345,9 @@ impl Manifest {
                         }
                     }
                     OutputKind::Multilabel => {
-                        if o.activation == Activation::None || o.activation == Activation::LogSoftmax {
+                        if o.activation == Activation::None
+                            || o.activation == Activation::LogSoftmax
+                        {
                             return Err("multilabel output needs sigmoid or logits".into());
                         }
                     }
@@ -337,7 +374,10 @@ impl Manifest {
         if let Some(split) = &self.split
             && (m.task != Task::Embedding || split.feature_step == 0 || split.feature_length == 0)
         {
-            return Err("[split] is for embedding models, with positive feature_step and feature_length".into());
+            return Err(
+                "[split] is for embedding models, with positive feature_step and feature_length"
+                    .into(),
+            );
         }
         if i.front_end == FrontEnd::FbankInGraph && self.front_end.is_none() {
             return Err("front_end = \"fbank-in-graph\" needs a [front_end] table".into());
@@ -347,10 +387,17 @@ impl Manifest {
 }
 
 fn read_verified(path: &Path, expected: &str) -> Result<Vec<u8>, ModelError> {
-    let bytes = std::fs::read(path).map_err(|source| ModelError::Io { path: path.to_path_buf(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let actual = hex(&Sha256::digest(&bytes));
     if !actual.eq_ignore_ascii_case(expected) {
-        return Err(ModelError::Checksum { path: path.to_path_buf(), expected: expected.to_string(), actual });
+        return Err(ModelError::Checksum {
+            path: path.to_path_buf(),
+            expected: expected.to_string(),
+            actual,
+        });
     }
     Ok(bytes)
 }

@@ -44,7 +44,10 @@ impl Runtime {
                 })
             };
         }
-        let fail = |reason: String| ModelError::Runtime { path: library.to_path_buf(), reason };
+        let fail = |reason: String| ModelError::Runtime {
+            path: library.to_path_buf(),
+            reason,
+        };
         if !library.is_file() {
             return Err(fail("no such file".into()));
         }
@@ -55,7 +58,11 @@ impl Runtime {
     }
 
     /// Builds a CPU session from an in-memory ONNX model.
-    pub(crate) fn session(&self, model: &[u8], opts: SessionOptions) -> Result<Session, ModelError> {
+    pub(crate) fn session(
+        &self,
+        model: &[u8],
+        opts: SessionOptions,
+    ) -> Result<Session, ModelError> {
         let session = Session::builder(self.env)?
             .with_optimization_level(GraphOptimizationLevel::Level3)
             .map_err(ort::Error::from)?

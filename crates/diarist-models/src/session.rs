@@ -49,12 +49,20 @@ impl Embeddings {
     }
 }
 
-fn open(runtime: &Runtime, spec: &ModelSpec, task: Task, opts: SessionOptions) -> Result<Session, ModelError> {
+fn open(
+    runtime: &Runtime,
+    spec: &ModelSpec,
+    task: Task,
+    opts: SessionOptions,
+) -> Result<Session, ModelError> {
     let m = &spec.manifest;
     if m.model.task != task {
         return Err(ModelError::Mismatch {
             model: m.model.name.clone(),
-            reason: format!("manifest says task {:?}, but a {task:?} model was asked for", m.model.task),
+            reason: format!(
+                "manifest says task {:?}, but a {task:?} model was asked for",
+                m.model.task
+            ),
         });
     }
     let bytes = spec.read_verified()?;
@@ -72,7 +80,10 @@ fn open(runtime: &Runtime, spec: &ModelSpec, task: Task, opts: SessionOptions) -
     if !session.outputs().iter().any(|o| o.name() == m.output.name) {
         return Err(ModelError::Mismatch {
             model: m.model.name.clone(),
-            reason: format!("the graph has no output `{}` named in the manifest", m.output.name),
+            reason: format!(
+                "the graph has no output `{}` named in the manifest",
+                m.output.name
+            ),
         });
     }
     Ok(session)
@@ -94,10 +105,13 @@ fn check_batch(spec: &ModelSpec, batch: &[f32], window: usize) -> Result<usize, 
             reason: format!("input of {window} samples is shorter than the model's minimum {min}"),
         });
     }
-    if batch.is_empty() || batch.len() % window != 0 {
+    if batch.is_empty() || !batch.len().is_multiple_of(window) {
         return Err(ModelError::Mismatch {
             model: name.clone(),
-            reason: format!("batch of {} samples is not a whole number of {window}-sample windows", batch.len()),
+            reason: format!(
+                "batch of {} samples is not a whole number of {window}-sample windows",
+                batch.len()
+            ),
         });
     }
     Ok(batch.len() / window)
@@ -111,9 +125,16 @@ pub struct SegmentationModel {
 
 impl SegmentationModel {
     /// Loads and verifies the model described by `spec`.
-    pub fn load(runtime: &Runtime, spec: &ModelSpec, opts: SessionOptions) -> Result<Self, ModelError> {
+    pub fn load(
+        runtime: &Runtime,
+        spec: &ModelSpec,
+        opts: SessionOptions,
+    ) -> Result<Self, ModelError> {
         let session = open(runtime, spec, Task::Segmentation, opts)?;
-        Ok(Self { session, spec: spec.clone() })
+        Ok(Self {
+            session,
+            spec: spec.clone(),
+        })
     }
 
     /// The manifest this model was loaded from.
@@ -132,7 +153,9 @@ impl SegmentationModel {
         let m = &self.spec.manifest;
         let shape = waveform_shape(m.input.layout, n, window);
         let input = TensorRef::from_array_view((shape, batch))?;
-        let outputs = self.session.run(ort::inputs![m.input.waveform.as_str() => input])?;
+        let outputs = self
+            .session
+            .run(ort::inputs![m.input.waveform.as_str() => input])?;
         let (shape, data) = outputs[m.output.name.as_str()].try_extract_tensor::<f32>()?;
         if shape.len() != 3 || shape[0] as usize != n {
             return Err(ModelError::Mismatch {
@@ -186,40 +209,77 @@ pub struct EmbeddingModel {
     spec: ModelSpec,
 }
 
-fn check_names(session: &Session, model: &str, inputs: &[&str], output: &str) -> Result<(), ModelError> {
+fn check_names(
+    session: &Session,
+    model: &str,
+    inputs: &[&str],
+    output: &str,
+) -> Result<(), ModelError> {
     for name in inputs {
         if !session.inputs().iter().any(|o| o.name() == *name) {
-            return Err(ModelError::Mismatch { model: model.into(), reason: format!("a graph has no input `{name}`") });
+            return Err(ModelError::Mismatch {
+                model: model.into(),
+                reason: format!("a graph has no input `{name}`"),
+            });
         }
     }
     if !session.outputs().iter().any(|o| o.name() == output) {
-        return Err(ModelError::Mismatch { model: model.into(), reason: format!("a graph has no output `{output}`") });
+        return Err(ModelError::Mismatch {
+            model: model.into(),
+            reason: format!("a graph has no output `{output}`"),
+        });
     }
     Ok(())
 }
 
 impl EmbeddingModel {
     /// Loads and verifies the model described by `spec` (its split graphs when it has them).
-    pub fn load(runtime: &Runtime, spec: &ModelSpec, opts: SessionOptions) -> Result<Self, ModelError> {
+    pub fn load(
+        runtime: &Runtime,
+        spec: &ModelSpec,
+        opts: SessionOptions,
+    ) -> Result<Self, ModelError> {
         let m = &spec.manifest;
         if m.model.task != Task::Embedding {
             return Err(ModelError::Mismatch {
                 model: m.model.name.clone(),
-                reason: format!("manifest says task {:?}, but an embedding model was asked for", m.model.task),
+                reason: format!(
+                    "manifest says task {:?}, but an embedding model was asked for",
+                    m.model.task
+                ),
             });
         }
         let graphs = match (&m.split, &spec.variant) {
             (Some(split), None) => {
-                let frames = runtime.session(&spec.read_sibling(&split.frames_file, &split.frames_sha256)?, opts)?;
-                let pool = runtime.session(&spec.read_sibling(&split.pool_file, &split.pool_sha256)?, opts)?;
+                let frames = runtime.session(
+                    &spec.read_sibling(&split.frames_file, &split.frames_sha256)?,
+                    opts,
+                )?;
+                let pool = runtime.session(
+                    &spec.read_sibling(&split.pool_file, &split.pool_sha256)?,
+                    opts,
+                )?;
                 let weights = m.input.weights.as_deref().unwrap_or("weights");
-                check_names(&frames, &m.model.name, &[&m.input.waveform], &split.features)?;
-                check_names(&pool, &m.model.name, &[&split.features, weights], &m.output.name)?;
+                check_names(
+                    &frames,
+                    &m.model.name,
+                    &[&m.input.waveform],
+                    &split.features,
+                )?;
+                check_names(
+                    &pool,
+                    &m.model.name,
+                    &[&split.features, weights],
+                    &m.output.name,
+                )?;
                 Graphs::Split { frames, pool }
             }
             _ => Graphs::Whole(open(runtime, spec, Task::Embedding, opts)?),
         };
-        Ok(Self { graphs, spec: spec.clone() })
+        Ok(Self {
+            graphs,
+            spec: spec.clone(),
+        })
     }
 
     /// The manifest this model was loaded from.
@@ -235,13 +295,19 @@ impl EmbeddingModel {
     /// Geometry of the weight frames [`EmbeddingModel::run`] expects.
     pub fn weight_geometry(&self) -> FrameGeometry {
         let i = &self.spec.manifest.input;
-        FrameGeometry { step: i.weights_frame_step.unwrap_or(1), length: i.weights_frame_length.unwrap_or(1) }
+        FrameGeometry {
+            step: i.weights_frame_step.unwrap_or(1),
+            length: i.weights_frame_length.unwrap_or(1),
+        }
     }
 
     /// Geometry of backbone feature frames, when the model is split.
     pub fn feature_geometry(&self) -> Option<FrameGeometry> {
         match (&self.graphs, &self.spec.manifest.split) {
-            (Graphs::Split { .. }, Some(s)) => Some(FrameGeometry { step: s.feature_step, length: s.feature_length }),
+            (Graphs::Split { .. }, Some(s)) => Some(FrameGeometry {
+                step: s.feature_step,
+                length: s.feature_length,
+            }),
             _ => None,
         }
     }
@@ -252,12 +318,21 @@ impl EmbeddingModel {
     }
 
     fn mismatch(&self, reason: String) -> ModelError {
-        ModelError::Mismatch { model: self.spec.manifest.model.name.clone(), reason }
+        ModelError::Mismatch {
+            model: self.spec.manifest.model.name.clone(),
+            reason,
+        }
     }
 
     /// Runs a batch of equal-length windows laid end to end in `batch`, with `weights` of shape
     /// `[windows, speakers, weight_frames(window)]`.
-    pub fn run(&mut self, batch: &[f32], window: usize, weights: &[f32], speakers: usize) -> Result<Embeddings, ModelError> {
+    pub fn run(
+        &mut self,
+        batch: &[f32],
+        window: usize,
+        weights: &[f32],
+        speakers: usize,
+    ) -> Result<Embeddings, ModelError> {
         let n = check_batch(&self.spec, batch, window)?;
         let frames = self.weight_geometry().frames(window);
         if speakers == 0 || weights.len() != n * speakers * frames {
@@ -269,15 +344,23 @@ impl EmbeddingModel {
         if let Some(fg) = self.feature_geometry() {
             // Backbone per window, then weights moved to the feature frames and pooled.
             let wg = self.weight_geometry();
-            let mut out = Embeddings { items: n, speakers, dimension: self.dimension(), data: Vec::new() };
+            let mut out = Embeddings {
+                items: n,
+                speakers,
+                dimension: self.dimension(),
+                data: Vec::new(),
+            };
             for (i, audio) in batch.chunks_exact(window).enumerate() {
                 let f = self.features(audio)?;
                 let mut w = Vec::with_capacity(speakers * f.frames);
                 for s in 0..speakers {
-                    let row = &weights[(i * speakers + s) * frames..(i * speakers + s + 1) * frames];
+                    let row =
+                        &weights[(i * speakers + s) * frames..(i * speakers + s + 1) * frames];
                     w.extend((0..f.frames).map(|k| {
                         let centre = (k * fg.step + fg.length / 2) as f64;
-                        let j = ((centre - (wg.length / 2) as f64) / wg.step as f64).round().max(0.0) as usize;
+                        let j = ((centre - (wg.length / 2) as f64) / wg.step as f64)
+                            .round()
+                            .max(0.0) as usize;
                         row[j.min(frames - 1)]
                     }));
                 }
@@ -286,20 +369,33 @@ impl EmbeddingModel {
             return Ok(out);
         }
         let m = &self.spec.manifest;
-        let Graphs::Whole(session) = &mut self.graphs else { unreachable!("split graphs are handled above") };
+        let Graphs::Whole(session) = &mut self.graphs else {
+            unreachable!("split graphs are handled above")
+        };
         let wave = TensorRef::from_array_view((waveform_shape(m.input.layout, n, window), batch))?;
-        let w = TensorRef::from_array_view((vec![n as i64, speakers as i64, frames as i64], weights))?;
+        let w =
+            TensorRef::from_array_view((vec![n as i64, speakers as i64, frames as i64], weights))?;
         let weights_name = m.input.weights.as_deref().unwrap_or("weights");
         let dim = m.output.dimension.unwrap_or(0);
-        let outputs = session.run(ort::inputs![m.input.waveform.as_str() => wave, weights_name => w])?;
+        let outputs =
+            session.run(ort::inputs![m.input.waveform.as_str() => wave, weights_name => w])?;
         let (shape, data) = outputs[m.output.name.as_str()].try_extract_tensor::<f32>()?;
-        if shape.len() != 3 || shape[0] as usize != n || shape[1] as usize != speakers || shape[2] as usize != dim {
+        if shape.len() != 3
+            || shape[0] as usize != n
+            || shape[1] as usize != speakers
+            || shape[2] as usize != dim
+        {
             return Err(ModelError::Mismatch {
                 model: m.model.name.clone(),
                 reason: format!("expected output [{n}, {speakers}, {dim}], got {shape:?}"),
             });
         }
-        Ok(Embeddings { items: n, speakers, dimension: dim, data: data.to_vec() })
+        Ok(Embeddings {
+            items: n,
+            speakers,
+            dimension: dim,
+            data: data.to_vec(),
+        })
     }
 
     /// Runs the backbone over `audio` (split models only).
@@ -307,9 +403,13 @@ impl EmbeddingModel {
         check_batch(&self.spec, audio, audio.len())?;
         let m = &self.spec.manifest;
         let (Graphs::Split { frames, .. }, Some(split)) = (&mut self.graphs, &m.split) else {
-            return Err(ModelError::Mismatch { model: m.model.name.clone(), reason: "the model is not split".into() });
+            return Err(ModelError::Mismatch {
+                model: m.model.name.clone(),
+                reason: "the model is not split".into(),
+            });
         };
-        let wave = TensorRef::from_array_view((waveform_shape(m.input.layout, 1, audio.len()), audio))?;
+        let wave =
+            TensorRef::from_array_view((waveform_shape(m.input.layout, 1, audio.len()), audio))?;
         let outputs = frames.run(ort::inputs![m.input.waveform.as_str() => wave])?;
         let (shape, data) = outputs[split.features.as_str()].try_extract_tensor::<f32>()?;
         if shape.len() != 3 || shape[0] != 1 {
@@ -318,11 +418,20 @@ impl EmbeddingModel {
                 reason: format!("expected features [1, frames, dimension], got {shape:?}"),
             });
         }
-        Ok(Features { frames: shape[1] as usize, dimension: shape[2] as usize, data: data.to_vec() })
+        Ok(Features {
+            frames: shape[1] as usize,
+            dimension: shape[2] as usize,
+            data: data.to_vec(),
+        })
     }
 
     /// Pools `features` with `weights` `[speakers, features.frames]` (split models only).
-    pub fn pool(&mut self, features: &Features, weights: &[f32], speakers: usize) -> Result<Embeddings, ModelError> {
+    pub fn pool(
+        &mut self,
+        features: &Features,
+        weights: &[f32],
+        speakers: usize,
+    ) -> Result<Embeddings, ModelError> {
         if speakers == 0 || weights.len() != speakers * features.frames || features.frames == 0 {
             return Err(self.mismatch(format!(
                 "weights hold {} values; [{speakers} speakers, {} frames] expected",
@@ -333,13 +442,19 @@ impl EmbeddingModel {
         let m = &self.spec.manifest;
         let dim = m.output.dimension.unwrap_or(0);
         let (Graphs::Split { pool, .. }, Some(split)) = (&mut self.graphs, &m.split) else {
-            return Err(ModelError::Mismatch { model: m.model.name.clone(), reason: "the model is not split".into() });
+            return Err(ModelError::Mismatch {
+                model: m.model.name.clone(),
+                reason: "the model is not split".into(),
+            });
         };
         let f = TensorRef::from_array_view((
             vec![1, features.frames as i64, features.dimension as i64],
             &features.data[..],
         ))?;
-        let w = TensorRef::from_array_view((vec![1, speakers as i64, features.frames as i64], weights))?;
+        let w = TensorRef::from_array_view((
+            vec![1, speakers as i64, features.frames as i64],
+            weights,
+        ))?;
         let weights_name = m.input.weights.as_deref().unwrap_or("weights");
         let outputs = pool.run(ort::inputs![split.features.as_str() => f, weights_name => w])?;
         let (shape, data) = outputs[m.output.name.as_str()].try_extract_tensor::<f32>()?;
@@ -349,6 +464,11 @@ impl EmbeddingModel {
                 reason: format!("expected output [1, {speakers}, {dim}], got {shape:?}"),
             });
         }
-        Ok(Embeddings { items: 1, speakers, dimension: dim, data: data.to_vec() })
+        Ok(Embeddings {
+            items: 1,
+            speakers,
+            dimension: dim,
+            data: data.to_vec(),
+        })
     }
 }

@@ -51,7 +51,12 @@ fn histogram() -> anyhow::Result<Histogram<u64>> {
 }
 
 /// Times the models on `count` windows of `secs` seconds cut from `audio`.
-fn time_models(models: &mut Models, audio: &[f32], secs: f64, count: usize) -> anyhow::Result<(Histogram<u64>, Histogram<u64>, Histogram<u64>)> {
+fn time_models(
+    models: &mut Models,
+    audio: &[f32],
+    secs: f64,
+    count: usize,
+) -> anyhow::Result<(Histogram<u64>, Histogram<u64>, Histogram<u64>)> {
     let len = (secs * SAMPLE_RATE as f64) as usize;
     let (mut seg, mut emb1, mut emb3) = (histogram()?, histogram()?, histogram()?);
     if audio.len() < len {
@@ -78,7 +83,11 @@ fn time_models(models: &mut Models, audio: &[f32], secs: f64, count: usize) -> a
 }
 
 /// Diarizes `files` with `workers` threads; returns wall seconds and the results.
-fn run_offline(config: &Config, files: &[PathBuf], workers: usize) -> anyhow::Result<(f64, Vec<(String, Diarization)>)> {
+fn run_offline(
+    config: &Config,
+    files: &[PathBuf],
+    workers: usize,
+) -> anyhow::Result<(f64, Vec<(String, Diarization)>)> {
     let next = AtomicUsize::new(0);
     let results = Mutex::new(Vec::new());
     let errors = Mutex::new(Vec::new());
@@ -88,12 +97,23 @@ fn run_offline(config: &Config, files: &[PathBuf], workers: usize) -> anyhow::Re
             scope.spawn(|| {
                 let mut models = match Models::load(config) {
                     Ok(m) => m,
-                    Err(e) => return errors.lock().unwrap_or_else(|p| p.into_inner()).push(e.to_string()),
+                    Err(e) => {
+                        return errors
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(e.to_string());
+                    }
                 };
                 while let Some(f) = files.get(next.fetch_add(1, Ordering::SeqCst)) {
                     match offline::diarize_file(&mut models, &config.offline, f) {
-                        Ok(d) => results.lock().unwrap_or_else(|p| p.into_inner()).push((file_id(f), d)),
-                        Err(e) => errors.lock().unwrap_or_else(|p| p.into_inner()).push(format!("{}: {e}", f.display())),
+                        Ok(d) => results
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push((file_id(f), d)),
+                        Err(e) => errors
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(format!("{}: {e}", f.display())),
                     }
                 }
             });
@@ -112,7 +132,11 @@ fn run_offline(config: &Config, files: &[PathBuf], workers: usize) -> anyhow::Re
 /// Runs `diarist bench`.
 pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let config = settings::load(&args.common, &args.offline)?;
-    let inputs = if args.inputs.is_empty() { vec![PathBuf::from("../shared/eval/ami")] } else { args.inputs.clone() };
+    let inputs = if args.inputs.is_empty() {
+        vec![PathBuf::from("../shared/eval/ami")]
+    } else {
+        args.inputs.clone()
+    };
     let files = collect_inputs(&inputs)?;
     anyhow::ensure!(!files.is_empty(), "no audio files to benchmark");
 
@@ -134,23 +158,35 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let t = Instant::now();
     drop(Models::load(&config)?);
     let warm_load = t.elapsed().as_secs_f64() * 1000.0;
-    println!("model load: {first_load:.0} ms (first, with the runtime), {warm_load:.0} ms (one more worker)");
+    println!(
+        "model load: {first_load:.0} ms (first, with the runtime), {warm_load:.0} ms (one more worker)"
+    );
 
     let mut audio = Vec::new();
     let mut stream = AudioStream::open(&files[0])?;
     while stream.read(&mut audio)? > 0 {}
     for secs in [3.0, 10.0] {
         let (seg, emb1, emb3) = time_models(&mut models, &audio, secs, args.windows)?;
-        println!("{secs:>4} s window  segmentation        {}", percentiles(&seg));
-        println!("{secs:>4} s window  embedding, 1 speaker {}", percentiles(&emb1));
-        println!("{secs:>4} s window  embedding, 3 speakers {}", percentiles(&emb3));
+        println!(
+            "{secs:>4} s window  segmentation        {}",
+            percentiles(&seg)
+        );
+        println!(
+            "{secs:>4} s window  embedding, 1 speaker {}",
+            percentiles(&emb1)
+        );
+        println!(
+            "{secs:>4} s window  embedding, 3 speakers {}",
+            percentiles(&emb3)
+        );
     }
     drop(models);
 
     let cores = settings::workers(&config, files.len());
     let (wall1, _) = run_offline(&config, &files, 1)?;
     let (wall, results) = run_offline(&config, &files, cores)?;
-    let audio_secs: f64 = results.iter().map(|(_, d)| d.samples as f64).sum::<f64>() / SAMPLE_RATE as f64;
+    let audio_secs: f64 =
+        results.iter().map(|(_, d)| d.samples as f64).sum::<f64>() / SAMPLE_RATE as f64;
     println!(
         "offline: {} files, {audio_secs:.1} s of audio: 1 worker {wall1:.2} s ({:.1}x real time), {cores} workers {wall:.2} s ({:.1}x real time, {:.2}x the 1-worker run)",
         files.len(),
@@ -167,7 +203,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             let hyp: Vec<rttm::Turn> = d
                 .turns
                 .iter()
-                .map(|t| rttm::Turn { start: t.start as u64, end: t.end as u64, speaker: label(t.speaker) })
+                .map(|t| rttm::Turn {
+                    start: t.start as u64,
+                    end: t.end as u64,
+                    speaker: label(t.speaker),
+                })
                 .collect();
             let reference = refs.get(id).map(Vec::as_slice).unwrap_or(&[]);
             let b = der::score(reference, &hyp, uems.get(id).map(Vec::as_slice), 0);

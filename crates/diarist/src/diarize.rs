@@ -49,14 +49,17 @@ pub struct DiarizeArgs {
 }
 
 /// File extensions picked up when walking a directory.
-const AUDIO_EXTENSIONS: &[&str] = &["wav", "flac", "mp3", "ogg", "oga", "m4a", "mp4", "aac", "wave"];
+const AUDIO_EXTENSIONS: &[&str] = &[
+    "wav", "flac", "mp3", "ogg", "oga", "m4a", "mp4", "aac", "wave",
+];
 
 /// Lists the input files: named files as they are, directories walked for audio files, sorted.
 pub fn collect_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for input in inputs {
         if input.is_dir() {
-            walk(input, &mut files).with_context(|| format!("reading directory {}", input.display()))?;
+            walk(input, &mut files)
+                .with_context(|| format!("reading directory {}", input.display()))?;
         } else {
             files.push(input.clone());
         }
@@ -65,7 +68,9 @@ pub fn collect_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
     entries.sort();
     for path in entries {
         if path.is_dir() {
@@ -83,7 +88,8 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 
 /// The RTTM file id of an input: its name without the extension.
 pub fn file_id(path: &Path) -> String {
-    path.file_stem().map_or_else(|| "audio".into(), |s| s.to_string_lossy().into_owned())
+    path.file_stem()
+        .map_or_else(|| "audio".into(), |s| s.to_string_lossy().into_owned())
 }
 
 /// Speaker label of global speaker `k`.
@@ -94,7 +100,11 @@ pub fn label(k: usize) -> String {
 fn to_rttm_turns(turns: &[SpeakerTurn]) -> Vec<rttm::Turn> {
     turns
         .iter()
-        .map(|t| rttm::Turn { start: t.start as u64, end: t.end as u64, speaker: label(t.speaker) })
+        .map(|t| rttm::Turn {
+            start: t.start as u64,
+            end: t.end as u64,
+            speaker: label(t.speaker),
+        })
         .collect()
 }
 
@@ -146,7 +156,11 @@ pub fn run(args: &DiarizeArgs) -> anyhow::Result<ExitCode> {
         Format::Rttm => "rttm",
         Format::Json => "json",
     };
-    let out_path = |f: &Path| args.output.as_ref().map(|d| d.join(format!("{}.{ext}", file_id(f))));
+    let out_path = |f: &Path| {
+        args.output
+            .as_ref()
+            .map(|d| d.join(format!("{}.{ext}", file_id(f))))
+    };
     let todo: Vec<&PathBuf> = files
         .iter()
         .filter(|f| !(args.skip_existing && out_path(f).is_some_and(|p| p.exists())))
@@ -158,8 +172,10 @@ pub fn run(args: &DiarizeArgs) -> anyhow::Result<ExitCode> {
     let bar = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(todo.len() as u64);
         bar.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         bar
     } else {
@@ -178,7 +194,10 @@ pub fn run(args: &DiarizeArgs) -> anyhow::Result<ExitCode> {
                         // Without models this worker can do nothing: fail what it would have taken.
                         let msg = format!("{e}");
                         while let Some(f) = todo.get(next.fetch_add(1, Ordering::SeqCst)) {
-                            failures.lock().unwrap_or_else(|p| p.into_inner()).push(((*f).clone(), msg.clone()));
+                            failures
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push(((*f).clone(), msg.clone()));
                             bar.inc(1);
                         }
                         return;
@@ -192,16 +211,22 @@ pub fn run(args: &DiarizeArgs) -> anyhow::Result<ExitCode> {
                             audio_samples.fetch_add(d.samples, Ordering::Relaxed);
                             let text = render(&file_id(f), &d, args.format);
                             match out_path(f) {
-                                Some(p) => write_atomic(&p, &text).with_context(|| format!("writing {}", p.display())),
+                                Some(p) => write_atomic(&p, &text)
+                                    .with_context(|| format!("writing {}", p.display())),
                                 None => {
                                     let _guard = stdout.lock().unwrap_or_else(|p| p.into_inner());
-                                    std::io::stdout().write_all(text.as_bytes()).context("writing to standard output")
+                                    std::io::stdout()
+                                        .write_all(text.as_bytes())
+                                        .context("writing to standard output")
                                 }
                             }
                         });
                     if let Err(e) = result {
                         bar.suspend(|| eprintln!("diarist: skipped {}: {e:#}", f.display()));
-                        failures.lock().unwrap_or_else(|p| p.into_inner()).push(((*f).clone(), format!("{e:#}")));
+                        failures
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(((*f).clone(), format!("{e:#}")));
                     }
                     bar.inc(1);
                 }
@@ -225,5 +250,9 @@ pub fn run(args: &DiarizeArgs) -> anyhow::Result<ExitCode> {
     for (f, why) in &failures {
         eprintln!("diarist: failed: {}: {why}", f.display());
     }
-    Ok(if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

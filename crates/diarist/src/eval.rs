@@ -46,7 +46,8 @@ fn files(path: &Path, ext: &str) -> anyhow::Result<Vec<PathBuf>> {
 pub fn read_rttm_tree(path: &Path) -> anyhow::Result<BTreeMap<String, Vec<Turn>>> {
     let mut all: BTreeMap<String, Vec<Turn>> = BTreeMap::new();
     for f in files(path, "rttm")? {
-        let text = std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
+        let text =
+            std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
         for (id, turns) in rttm::parse(&text).with_context(|| format!("parsing {}", f.display()))? {
             all.entry(id).or_default().extend(turns);
         }
@@ -58,8 +59,11 @@ pub fn read_rttm_tree(path: &Path) -> anyhow::Result<BTreeMap<String, Vec<Turn>>
 pub fn read_uem_tree(path: &Path) -> anyhow::Result<BTreeMap<String, Vec<(u64, u64)>>> {
     let mut all: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
     for f in files(path, "uem")? {
-        let text = std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
-        for (id, regions) in rttm::parse_uem(&text).with_context(|| format!("parsing {}", f.display()))? {
+        let text =
+            std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
+        for (id, regions) in
+            rttm::parse_uem(&text).with_context(|| format!("parsing {}", f.display()))?
+        {
             all.entry(id).or_default().extend(regions);
         }
     }
@@ -86,9 +90,16 @@ pub fn score_all(
 
 /// Runs `diarist eval`.
 pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(args.collar.is_finite() && args.collar >= 0.0, "--collar must be a non-negative number of seconds");
+    anyhow::ensure!(
+        args.collar.is_finite() && args.collar >= 0.0,
+        "--collar must be a non-negative number of seconds"
+    );
     let refs = read_rttm_tree(&args.reference)?;
-    anyhow::ensure!(!refs.is_empty(), "no reference turns in {}", args.reference.display());
+    anyhow::ensure!(
+        !refs.is_empty(),
+        "no reference turns in {}",
+        args.reference.display()
+    );
     let hyps = read_rttm_tree(&args.hypothesis)?;
     let uems = args.uem.as_deref().map(read_uem_tree).transpose()?;
     let rows = score_all(&refs, &hyps, uems.as_ref(), args.collar);
@@ -112,8 +123,14 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!("collar {:.3} s, overlap scored, optimal mapping", args.collar);
-        println!("{:<32} {:>8} {:>8} {:>8} {:>8} {:>10}", "file", "DER%", "miss%", "FA%", "conf%", "speech s");
+        println!(
+            "collar {:.3} s, overlap scored, optimal mapping",
+            args.collar
+        );
+        println!(
+            "{:<32} {:>8} {:>8} {:>8} {:>8} {:>10}",
+            "file", "DER%", "miss%", "FA%", "conf%", "speech s"
+        );
         let line = |id: &str, b: &DerBreakdown, note: &str| {
             println!(
                 "{:<32} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>10.2}{note}",

@@ -92,6 +92,10 @@ pub fn load(common: &CommonArgs, offline: &OfflineArgs) -> anyhow::Result<Config
 /// Worker threads for a batch of `jobs` items.
 pub fn workers(config: &Config, jobs: usize) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let wanted = if config.runtime.workers == 0 { cores } else { config.runtime.workers };
+    let wanted = if config.runtime.workers == 0 {
+        cores
+    } else {
+        config.runtime.workers
+    };
     wanted.clamp(1, jobs.max(1))
 }

@@ -15,7 +15,10 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn diarist(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_diarist")).args(args).output().expect("running diarist")
+    Command::new(env!("CARGO_BIN_EXE_diarist"))
+        .args(args)
+        .output()
+        .expect("running diarist")
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -33,11 +36,18 @@ fn stderr(o: &Output) -> String {
 fn pooled_der(ids: &[&str], hyp_dir: &Path) -> DerBreakdown {
     let mut pooled = DerBreakdown::default();
     for id in ids {
-        let reference = rttm::parse(&std::fs::read_to_string(fixture(&format!("{id}.rttm"))).unwrap()).unwrap();
-        let uem = rttm::parse_uem(&std::fs::read_to_string(fixture(&format!("{id}.uem"))).unwrap()).unwrap();
+        let reference =
+            rttm::parse(&std::fs::read_to_string(fixture(&format!("{id}.rttm"))).unwrap()).unwrap();
+        let uem = rttm::parse_uem(&std::fs::read_to_string(fixture(&format!("{id}.uem"))).unwrap())
+            .unwrap();
         let hyp_text = std::fs::read_to_string(hyp_dir.join(format!("{id}.rttm"))).unwrap();
         let hyp = rttm::parse(&hyp_text).unwrap();
-        let b = der::score(&reference[*id], hyp.get(*id).map_or(&[][..], Vec::as_slice), Some(&uem[*id]), 0);
+        let b = der::score(
+            &reference[*id],
+            hyp.get(*id).map_or(&[][..], Vec::as_slice),
+            Some(&uem[*id]),
+            0,
+        );
         eprintln!("{id}: DER {:.2} %", 100.0 * b.der());
         pooled += b;
     }
@@ -69,8 +79,17 @@ fn write_wav(path: &Path, samples: &[f32]) {
 #[test]
 fn real_recordings_meet_der_bounds() {
     let out = temp_dir("der");
-    let ids = ["pyannote_sample", "ami_dev00", "ami_trn05", "ami_trn09", "sim_ls_testother_3spk_04"];
-    let inputs: Vec<String> = ids.iter().map(|id| fixture(&format!("{id}.wav")).display().to_string()).collect();
+    let ids = [
+        "pyannote_sample",
+        "ami_dev00",
+        "ami_trn05",
+        "ami_trn09",
+        "sim_ls_testother_3spk_04",
+    ];
+    let inputs: Vec<String> = ids
+        .iter()
+        .map(|id| fixture(&format!("{id}.wav")).display().to_string())
+        .collect();
     let mut args = vec!["diarize", "-o", out.to_str().unwrap()];
     args.extend(inputs.iter().map(String::as_str));
     let o = diarist(&args);
@@ -95,7 +114,14 @@ fn real_recordings_meet_der_bounds() {
 
 #[test]
 fn json_output_has_overlap_aware_and_exclusive_turns() {
-    let o = diarist(&["diarize", "--format", "json", "--num-speakers", "2", fixture("pyannote_sample.wav").to_str().unwrap()]);
+    let o = diarist(&[
+        "diarize",
+        "--format",
+        "json",
+        "--num-speakers",
+        "2",
+        fixture("pyannote_sample.wav").to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["file_id"], "pyannote_sample");
@@ -103,8 +129,10 @@ fn json_output_has_overlap_aware_and_exclusive_turns() {
     let exclusive = v["exclusive_turns"].as_array().unwrap();
     assert!(!exclusive.is_empty());
     let mut last_end = 0.0;
-    let mut sorted: Vec<(f64, f64)> =
-        exclusive.iter().map(|t| (t["start"].as_f64().unwrap(), t["end"].as_f64().unwrap())).collect();
+    let mut sorted: Vec<(f64, f64)> = exclusive
+        .iter()
+        .map(|t| (t["start"].as_f64().unwrap(), t["end"].as_f64().unwrap()))
+        .collect();
     sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
     for (s, e) in sorted {
         assert!(s >= last_end - 1e-9 && e > s, "exclusive turns overlap");
@@ -136,27 +164,60 @@ fn a_batch_skips_bad_files_reports_them_and_resumes() {
     std::fs::create_dir_all(&nested).unwrap();
     let audio = diarist_audio::decode_all(&fixture("pyannote_sample.wav")).unwrap();
     write_wav(&nested.join("good.wav"), &audio[..16_000 * 12]);
-    std::fs::write(input.join("garbage.wav"), (0..5000u32).map(|i| (i * 7919 % 251) as u8).collect::<Vec<_>>()).unwrap();
+    std::fs::write(
+        input.join("garbage.wav"),
+        (0..5000u32)
+            .map(|i| (i * 7919 % 251) as u8)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
     std::fs::write(input.join("empty.flac"), b"").unwrap();
     std::fs::write(input.join("notes.txt"), b"not audio, not picked up").unwrap();
     let out = dir.join("out");
-    let o = diarist(&["diarize", input.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    let o = diarist(&[
+        "diarize",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let err = stderr(&o);
-    assert!(err.contains("garbage.wav") && err.contains("unsupported"), "{err}");
+    assert!(
+        err.contains("garbage.wav") && err.contains("unsupported"),
+        "{err}"
+    );
     assert!(err.contains("empty.flac"), "{err}");
     assert!(err.contains("3 files") && err.contains("2 failed"), "{err}");
     let good = std::fs::read_to_string(out.join("good.rttm")).unwrap();
-    assert!(good.lines().all(|l| l.starts_with("SPEAKER good 1 ")), "{good}");
+    assert!(
+        good.lines().all(|l| l.starts_with("SPEAKER good 1 ")),
+        "{good}"
+    );
     assert!(!out.join("garbage.rttm").exists());
-    assert!(std::fs::read_dir(&out).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().contains(".tmp")));
+    assert!(
+        std::fs::read_dir(&out).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains(".tmp"))
+    );
 
     // Resume: the existing output is kept, only the failures are tried again.
     std::fs::remove_file(input.join("garbage.wav")).unwrap();
     std::fs::remove_file(input.join("empty.flac")).unwrap();
-    let o = diarist(&["diarize", input.to_str().unwrap(), "-o", out.to_str().unwrap(), "--skip-existing"]);
+    let o = diarist(&[
+        "diarize",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--skip-existing",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("0 files (1 skipped as existing)"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("0 files (1 skipped as existing)"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -165,7 +226,10 @@ fn degenerate_audio_gives_an_empty_result_or_a_clear_error() {
     let audio = diarist_audio::decode_all(&fixture("pyannote_sample.wav")).unwrap();
     write_wav(&dir.join("zero_length.wav"), &[]);
     write_wav(&dir.join("silence.wav"), &vec![0.0; 16_000 * 5]);
-    write_wav(&dir.join("clip.wav"), &audio[16_000 * 8..16_000 * 8 + 3_200]);
+    write_wav(
+        &dir.join("clip.wav"),
+        &audio[16_000 * 8..16_000 * 8 + 3_200],
+    );
     write_wav(&dir.join("tiny.wav"), &audio[16_000 * 8..16_000 * 8 + 300]);
     let full = std::fs::read(fixture("pyannote_sample.wav")).unwrap();
     std::fs::write(dir.join("truncated.wav"), &full[..full.len() / 2 + 1]).unwrap();
@@ -186,7 +250,11 @@ fn degenerate_audio_gives_an_empty_result_or_a_clear_error() {
         }
         if name == "truncated" {
             // Everything before the cut (15 s) is diarized.
-            let last_end = rttm::parse(&text).unwrap()[name].iter().map(|t| t.end).max().unwrap();
+            let last_end = rttm::parse(&text).unwrap()[name]
+                .iter()
+                .map(|t| t.end)
+                .max()
+                .unwrap();
             assert!(last_end > 16_000 * 13, "{name}: ends at {last_end}");
         }
     }
@@ -200,7 +268,11 @@ fn a_missing_runtime_or_a_tampered_model_is_a_clear_error() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("cannot load the ONNX Runtime library"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cannot load the ONNX Runtime library"),
+        "{}",
+        stderr(&o)
+    );
 
     let dir = temp_dir("tampered");
     let src = root().join("models/wav2vec2-test");
@@ -211,7 +283,12 @@ fn a_missing_runtime_or_a_tampered_model_is_a_clear_error() {
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
     std::fs::write(dir.join("wav2vec2-test.onnx"), bytes).unwrap();
-    let o = diarist(&["diarize", "--segmentation-model", dir.to_str().unwrap(), fixture("pyannote_sample.wav").to_str().unwrap()]);
+    let o = diarist(&[
+        "diarize",
+        "--segmentation-model",
+        dir.to_str().unwrap(),
+        fixture("pyannote_sample.wav").to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("sha256"), "{}", stderr(&o));
 }
@@ -219,13 +296,31 @@ fn a_missing_runtime_or_a_tampered_model_is_a_clear_error() {
 #[test]
 fn eval_scores_a_perfect_and_an_empty_hypothesis() {
     let reference = fixture("ami_dev00.rttm");
-    let o = diarist(&["eval", "--ref", reference.to_str().unwrap(), "--hyp", reference.to_str().unwrap()]);
+    let o = diarist(&[
+        "eval",
+        "--ref",
+        reference.to_str().unwrap(),
+        "--hyp",
+        reference.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let table = String::from_utf8(o.stdout).unwrap();
-    assert!(table.lines().any(|l| l.starts_with("POOLED") && l.contains(" 0.00 ")), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("POOLED") && l.contains(" 0.00 ")),
+        "{table}"
+    );
     let empty = temp_dir("eval").join("empty.rttm");
     std::fs::write(&empty, "").unwrap();
-    let o = diarist(&["eval", "--ref", reference.to_str().unwrap(), "--hyp", empty.to_str().unwrap(), "--json"]);
+    let o = diarist(&[
+        "eval",
+        "--ref",
+        reference.to_str().unwrap(),
+        "--hyp",
+        empty.to_str().unwrap(),
+        "--json",
+    ]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["pooled"]["der"], 100.0);
     assert_eq!(v["files"][0]["in_hypothesis"], false);
