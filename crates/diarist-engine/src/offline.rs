@@ -512,7 +512,11 @@ impl State {
 fn renumber(overlap: Activity, exclusive: Activity) -> (Activity, Activity, usize) {
     let k = overlap.speakers;
     let first: Vec<usize> = (0..k)
-        .map(|s| (0..overlap.frames).find(|&g| overlap.active[g * k + s] != 0).unwrap_or(usize::MAX))
+        .map(|s| {
+            (0..overlap.frames)
+                .find(|&g| overlap.active[g * k + s] != 0)
+                .unwrap_or(usize::MAX)
+        })
         .collect();
     let mut order: Vec<usize> = (0..k).filter(|&s| first[s] != usize::MAX).collect();
     order.sort_by_key(|&s| first[s]);
