@@ -78,7 +78,7 @@ pub struct DecodeStats {
     pub packets: u64,
     /// Packets skipped because they could not be decoded.
     pub skipped_packets: u64,
-    /// NaN or infinite samples replaced by 0.
+    /// Samples that came out NaN or infinite (after the channel average), replaced by 0.
     pub non_finite_samples: u64,
     /// The stream ended early (cut-off file); what came before was still delivered.
     pub truncated: bool,
@@ -125,7 +125,10 @@ impl AudioStream {
             .format(
                 &hint,
                 stream,
-                &FormatOptions::default(),
+                &FormatOptions {
+                    enable_gapless: true,
+                    ..Default::default()
+                },
                 &MetadataOptions::default(),
             )
             .map_err(|e| AudioError::Unsupported(e.to_string()))?;
