@@ -1,0 +1,141 @@
+//! The shipped manifests parse and verify; malformed or tampered ones are clear errors; the
+//! ONNX Runtime library is loaded from a path, and a missing one is an error, not a panic.
+
+use std::path::{Path, PathBuf};
+
+use diarist_models::{
+    EmbeddingModel, ModelError, ModelSpec, OutputKind, Runtime, SegmentationModel, SessionOptions,
+    Task,
+};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn runtime() -> Runtime {
+    Runtime::load(&root().join(".ort/libonnxruntime.so.1.32.0")).expect("run `make setup` first")
+}
+
+fn temp_copy(model: &str, tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("diarist-models-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for e in std::fs::read_dir(root().join("models").join(model)).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn shipped_manifests_load_and_verify() {
+    let seg = ModelSpec::load(&root().join("models/segmentation-3.0"), None).unwrap();
+    assert_eq!(seg.manifest.model.task, Task::Segmentation);
+    assert_eq!(seg.manifest.output.kind, OutputKind::Powerset);
+    assert_eq!(seg.frames().frames(160_000), 589);
+    assert_eq!(seg.frames().frames(48_000), 175);
+    assert!(seg.dir.join(&seg.manifest.model.licence_file).is_file());
+    seg.read_verified().unwrap();
+    let int8 = ModelSpec::load(&root().join("models/segmentation-3.0"), Some("int8")).unwrap();
+    int8.read_verified().unwrap();
+    assert!(matches!(
+        ModelSpec::load(&root().join("models/segmentation-3.0"), Some("fp16")),
+        Err(ModelError::Manifest { .. })
+    ));
+    let emb = ModelSpec::load(&root().join("models/campplus"), None).unwrap();
+    assert_eq!(emb.manifest.output.dimension, Some(192));
+    assert!(emb.manifest.split.is_some());
+    let w2v = ModelSpec::load(&root().join("models/wav2vec2-test"), None).unwrap();
+    assert_eq!(w2v.manifest.output.kind, OutputKind::Multilabel);
+}
+
+#[test]
+fn malformed_and_tampered_models_are_refused() {
+    let dir = temp_copy("wav2vec2-test", "bad");
+    let manifest = std::fs::read_to_string(dir.join("manifest.toml")).unwrap();
+    std::fs::write(
+        dir.join("manifest.toml"),
+        manifest.replace("frame_step = 320", "frame_stp = 320"),
+    )
+    .unwrap();
+    let err = ModelSpec::load(&dir, None).unwrap_err();
+    assert!(err.to_string().contains("frame_stp"), "{err}");
+    std::fs::write(
+        dir.join("manifest.toml"),
+        manifest.replace("kind = \"multilabel\"", "kind = \"embedding\""),
+    )
+    .unwrap();
+    assert!(matches!(
+        ModelSpec::load(&dir, None),
+        Err(ModelError::Manifest { .. })
+    ));
+    std::fs::write(dir.join("manifest.toml"), &manifest).unwrap();
+    std::fs::write(dir.join("wav2vec2-test.onnx"), b"not a model").unwrap();
+    let spec = ModelSpec::load(&dir, None).unwrap();
+    assert!(matches!(
+        spec.read_verified(),
+        Err(ModelError::Checksum { .. })
+    ));
+    assert!(matches!(
+        ModelSpec::load(Path::new("/nonexistent/model"), None),
+        Err(ModelError::Io { .. })
+    ));
+}
+
+#[test]
+fn models_run_and_check_their_inputs() {
+    let rt = runtime();
+    let opts = SessionOptions::default();
+    let seg_spec = ModelSpec::load(&root().join("models/segmentation-3.0"), Some("int8")).unwrap();
+    let mut seg = SegmentationModel::load(&rt, &seg_spec, opts).unwrap();
+    let audio: Vec<f32> = (0..2 * 48_000)
+        .map(|i| ((i as f32) * 0.05).sin() * 0.1)
+        .collect();
+    let scores = seg.run(&audio, 48_000).unwrap();
+    assert_eq!((scores.windows, scores.frames, scores.classes), (2, 175, 7));
+    assert!(scores.data.iter().all(|v| v.is_finite() && *v <= 0.0));
+    assert!(matches!(
+        seg.run(&audio[..500], 500),
+        Err(ModelError::Mismatch { .. })
+    ));
+    assert!(matches!(
+        seg.run(&audio[..1000], 999),
+        Err(ModelError::Mismatch { .. })
+    ));
+
+    let emb_spec = ModelSpec::load(&root().join("models/campplus"), None).unwrap();
+    let mut emb = EmbeddingModel::load(&rt, &emb_spec, opts).unwrap();
+    let frames = emb.weight_geometry().frames(48_000);
+    let weights = vec![1.0f32; 2 * frames];
+    let out = emb.run(&audio[..48_000], 48_000, &weights, 2).unwrap();
+    assert_eq!((out.items, out.speakers, out.dimension), (1, 2, 192));
+    // Identical weights give identical embeddings, whichever path computes them.
+    let cos: f32 = out
+        .get(0, 0)
+        .iter()
+        .zip(out.get(0, 1))
+        .map(|(a, b)| a * b)
+        .sum::<f32>()
+        / out.get(0, 0).iter().map(|a| a * a).sum::<f32>();
+    assert!((cos - 1.0).abs() < 1e-4);
+    assert!(matches!(
+        emb.run(&audio[..48_000], 48_000, &weights[1..], 2),
+        Err(ModelError::Mismatch { .. })
+    ));
+    let features = emb.features(&audio[..48_000]).unwrap();
+    // Feature frame k is centred on sample 320k + 200: 149 frames fit in 3 s.
+    assert_eq!(features.frames, 149);
+    assert_eq!(emb.feature_geometry().unwrap().frames(48_000), 149);
+    let pooled = emb.pool(&features, &vec![1.0; features.frames], 1).unwrap();
+    assert_eq!(pooled.data.len(), 192);
+}
+
+#[test]
+fn a_missing_runtime_library_is_an_error() {
+    let err = Runtime::load(Path::new("/nonexistent/libonnxruntime.so")).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("cannot load the ONNX Runtime library"),
+        "{err}"
+    );
+}
