@@ -68,6 +68,11 @@ pub struct OfflineConfig {
     pub max_cluster_embeddings: usize,
     /// Split embedding models: seconds of audio per backbone run.
     pub embedding_block_secs: f64,
+    /// Context around each window's centre for the resegmentation embeddings, seconds.
+    pub resegment_context_secs: f64,
+    /// Move a window's centre to another speaker when its embedding is this much closer (cosine);
+    /// 0 turns resegmentation off.
+    pub resegment_margin: f32,
 }
 
 /// The whole configuration file.
@@ -141,6 +146,14 @@ impl Config {
             && o.embedding_block_secs <= 600.0)
         {
             return bad("embedding_block_secs must be between 1 and 600");
+        }
+        if !(o.resegment_context_secs.is_finite()
+            && (0.0..=10.0).contains(&o.resegment_context_secs))
+        {
+            return bad("resegment_context_secs must be between 0 and 10");
+        }
+        if !(o.resegment_margin.is_finite() && (0.0..=2.0).contains(&o.resegment_margin)) {
+            return bad("resegment_margin must be between 0 and 2");
         }
         if o.max_cluster_embeddings < 2 {
             return bad("max_cluster_embeddings must be at least 2");

@@ -10,6 +10,7 @@ use diarist_core::activity::{self, LocalActivity, ScoreKind};
 use diarist_core::assignment::max_weight_matching;
 use diarist_core::cluster::{self, ClusterCount, EmbeddingMatrix};
 use diarist_core::reconstruct::{self, Activity, FrameGrid, PlacedWindow, SpeakerTurn, TurnRules};
+use std::ops::Range;
 use std::path::Path;
 
 use diarist_audio::AudioStream;
@@ -102,6 +103,8 @@ struct Plan {
     min_cluster_size: usize,
     max_cluster_embeddings: usize,
     block: usize,
+    reseg_context: usize,
+    reseg_margin: f32,
     rules: TurnRules,
 }
 
@@ -150,6 +153,8 @@ impl Plan {
             min_cluster_size: cfg.min_cluster_size.max(1),
             max_cluster_embeddings: cfg.max_cluster_embeddings,
             block: secs(cfg.embedding_block_secs),
+            reseg_context: frames_of(cfg.resegment_context_secs),
+            reseg_margin: cfg.resegment_margin,
             rules: TurnRules {
                 min_on: secs(cfg.min_duration_on_secs),
                 min_off: secs(cfg.min_duration_off_secs),
@@ -188,6 +193,15 @@ impl FeatureBuffer {
         self.data.drain(..n * self.dim);
         self.first += n;
     }
+}
+
+/// A short-context embedding of one local speaker around the centre of one window, used to
+/// correct that stretch after clustering.
+struct ChunkSource {
+    window: usize,
+    slot: usize,
+    /// Window frames the chunk stands for.
+    frames: Range<usize>,
 }
 
 /// Diarizes one recording read from `read`, which appends the next chunk of 16 kHz mono samples
@@ -247,6 +261,7 @@ where
                 next_start,
                 &buf[at..at + plan.window],
                 &feats,
+                false,
             )?;
             last_start = Some(next_start);
             next_start += plan.step;
@@ -282,11 +297,18 @@ where
         let start = (total - plan.window) / plan.grid.step * plan.grid.step;
         if last_start.is_none_or(|s| start > s) && start >= buf_start {
             let at = start - buf_start;
-            state.window(models, &plan, start, &buf[at..at + plan.window], &feats)?;
+            state.window(
+                models,
+                &plan,
+                start,
+                &buf[at..at + plan.window],
+                &feats,
+                true,
+            )?;
         }
     } else if total >= min_samples {
         // A recording shorter than one window is one window of its own length.
-        state.window(models, &plan, 0, &buf[..total], &feats)?;
+        state.window(models, &plan, 0, &buf[..total], &feats, true)?;
     }
     Ok(state.finish(&plan, total))
 }
@@ -296,24 +318,29 @@ struct State {
     windows: Vec<PlacedWindow>,
     embeddings: EmbeddingMatrix,
     sources: Vec<LocalEmbedding>,
+    chunks: EmbeddingMatrix,
+    chunk_sources: Vec<ChunkSource>,
     weights: Vec<f32>,
 }
 
 /// Appends, for local speaker `s`, one weight per position in `centres` (sample offsets from the
 /// window start): 1 where the segmentation frame nearest to it has the speaker active (and alone,
-/// when `clean_only`).
+/// when `clean_only`; and within `only`, when given).
 fn push_weights(
     out: &mut Vec<f32>,
     local: &LocalActivity,
     grid: FrameGrid,
     s: usize,
     clean_only: bool,
+    only: Option<&Range<usize>>,
     centres: impl Iterator<Item = f64>,
 ) {
     for centre in centres {
         let f = ((centre - (grid.length / 2) as f64) / grid.step as f64).round();
         let f = (f.max(0.0) as usize).min(local.frames.saturating_sub(1));
-        let on = local.is_active(f, s) && (!clean_only || local.count(f) == 1);
+        let on = local.is_active(f, s)
+            && (!clean_only || local.count(f) == 1)
+            && only.is_none_or(|r| r.contains(&f));
         out.push(if on { 1.0 } else { 0.0 });
     }
 }
@@ -324,6 +351,8 @@ impl State {
             windows: Vec::new(),
             embeddings: EmbeddingMatrix::new(dim),
             sources: Vec::new(),
+            chunks: EmbeddingMatrix::new(dim),
+            chunk_sources: Vec::new(),
             weights: Vec::new(),
         }
     }
@@ -336,6 +365,7 @@ impl State {
         start: usize,
         audio: &[f32],
         feats: &FeatureBuffer,
+        last: bool,
     ) -> Result<(), EngineError> {
         let scores = models.segmentation.run(audio, audio.len())?;
         let local: LocalActivity =
@@ -349,6 +379,31 @@ impl State {
                 (s, clean, clean >= plan.min_embed_frames)
             })
             .collect();
+        // The window's own stretch: its central step (from the start for the first window and to
+        // the end for the last), widened by the context for the chunk embeddings.
+        let step_frames = plan.step / plan.grid.step;
+        let mut centre =
+            local.frames.saturating_sub(step_frames) / 2..(local.frames + step_frames) / 2;
+        if start == 0 {
+            centre.start = 0;
+        }
+        if last {
+            centre.end = local.frames;
+        }
+        let context = centre.start.saturating_sub(plan.reseg_context)
+            ..(centre.end + plan.reseg_context).min(local.frames);
+        let chunks: Vec<(usize, Range<usize>)> = if plan.reseg_margin > 0.0 {
+            (0..plan.speakers)
+                .filter(|&s| centre.clone().any(|f| local.is_active(f, s)))
+                .filter(|&s| {
+                    context.clone().filter(|&f| local.is_active(f, s)).count()
+                        >= plan.min_embed_frames
+                })
+                .map(|s| (s, context.clone()))
+                .collect()
+        } else {
+            Vec::new()
+        };
         if !wanted.is_empty() {
             self.weights.clear();
             let out = match models.embedding.feature_geometry() {
@@ -377,10 +432,38 @@ impl State {
                                 plan.grid,
                                 s,
                                 clean_only,
+                                None,
                                 centres,
                             );
                         }
-                        Some(models.embedding.pool(&slice, &self.weights, wanted.len())?)
+                        // Short-context embeddings of each speaker around the window's centre.
+                        for &(s, ref context) in &chunks {
+                            let centres =
+                                (lo..hi).map(|k| (k * g.step + half) as f64 - start as f64);
+                            push_weights(
+                                &mut self.weights,
+                                &local,
+                                plan.grid,
+                                s,
+                                false,
+                                Some(context),
+                                centres,
+                            );
+                        }
+                        let out = models.embedding.pool(
+                            &slice,
+                            &self.weights,
+                            wanted.len() + chunks.len(),
+                        )?;
+                        for (i, (s, _)) in chunks.iter().enumerate() {
+                            self.chunks.push(out.get(0, wanted.len() + i));
+                            self.chunk_sources.push(ChunkSource {
+                                window: index,
+                                slot: *s,
+                                frames: centre.clone(),
+                            });
+                        }
+                        Some(out)
                     }
                 }
                 None => {
@@ -388,7 +471,15 @@ impl State {
                     for &(s, _, clean_only) in &wanted {
                         let centres =
                             (0..g.frames(audio.len())).map(|j| (j * g.step + g.length / 2) as f64);
-                        push_weights(&mut self.weights, &local, plan.grid, s, clean_only, centres);
+                        push_weights(
+                            &mut self.weights,
+                            &local,
+                            plan.grid,
+                            s,
+                            clean_only,
+                            None,
+                            centres,
+                        );
                     }
                     Some(
                         models
@@ -420,10 +511,12 @@ impl State {
 
     /// Clusters the embeddings and rebuilds the recording's turns.
     fn finish(mut self, plan: &Plan, total: usize) -> Diarization {
-        let k = self.cluster(plan);
+        let centroids = self.cluster(plan);
+        let k = centroids.len();
         let frames = plan.grid.frames_covering(total);
         let count = reconstruct::speaker_count(&self.windows, frames);
-        let (overlap, exclusive) = reconstruct::reconstruct(&self.windows, &count, k);
+        let (mut overlap, mut exclusive) = reconstruct::reconstruct(&self.windows, &count, k);
+        self.resegment(plan, &centroids, &mut overlap, &mut exclusive);
         let (overlap, exclusive, speakers) = renumber(overlap, exclusive);
         Diarization {
             samples: total,
@@ -435,11 +528,55 @@ impl State {
         }
     }
 
-    /// Assigns a global speaker to every embedded local speaker; returns the number of clusters.
-    fn cluster(&mut self, plan: &Plan) -> usize {
+    /// Moves each window's central stretch of a local speaker to the speaker its short-context
+    /// embedding is closest to, when that beats the speaker clustering gave it by the margin:
+    /// window-level embeddings blur two voices that segmentation put in one slot.
+    fn resegment(
+        &self,
+        plan: &Plan,
+        centroids: &EmbeddingMatrix,
+        overlap: &mut Activity,
+        exclusive: &mut Activity,
+    ) {
+        let k = centroids.len();
+        for (i, c) in self.chunk_sources.iter().enumerate() {
+            let Some(old) = self.windows[c.window].speakers[c.slot] else {
+                continue;
+            };
+            let sims: Vec<f32> = (0..k)
+                .map(|j| cluster::dot(self.chunks.row(i), centroids.row(j)))
+                .collect();
+            let Some(new) = (0..k).max_by(|&a, &b| sims[a].total_cmp(&sims[b])) else {
+                continue;
+            };
+            if new == old || sims[new] - sims[old] <= plan.reseg_margin {
+                continue;
+            }
+            let w = &self.windows[c.window];
+            for f in c
+                .frames
+                .clone()
+                .filter(|&f| w.activity.is_active(f, c.slot))
+            {
+                let g = w.first_frame + f;
+                if g >= overlap.frames {
+                    break;
+                }
+                for a in [&mut *overlap, &mut *exclusive] {
+                    if a.active[g * k + old] != 0 && a.active[g * k + new] == 0 {
+                        a.active[g * k + old] = 0;
+                        a.active[g * k + new] = 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Assigns a global speaker to every embedded local speaker; returns the cluster centroids.
+    fn cluster(&mut self, plan: &Plan) -> EmbeddingMatrix {
         let n = self.sources.len();
         if n == 0 {
-            return 0;
+            return EmbeddingMatrix::new(self.embeddings.dim);
         }
         // Embeddings from enough clean speech shape the clusters (all of them if none qualify).
         let mut train: Vec<usize> = (0..n)
@@ -504,7 +641,7 @@ impl State {
             }
             i = j;
         }
-        k
+        centroids
     }
 }
 
