@@ -15,7 +15,7 @@ build: setup
 	$(CARGO) build --locked --release -p diarist
 
 demo: build
-	./target/release/diarist diarize $(DEMO_AUDIO)
+	./target/release/diarist diarize --format text $(DEMO_AUDIO)
 
 test: setup
 	$(CARGO) fmt --all --check

@@ -22,6 +22,8 @@ pub enum Format {
     Rttm,
     /// JSON with overlap-aware and exclusive turns.
     Json,
+    /// A readable timeline: one line per turn.
+    Text,
 }
 
 /// Arguments of `diarist diarize`.
@@ -130,6 +132,27 @@ pub fn render(id: &str, d: &Diarization, format: Format) -> String {
             s.push('\n');
             s
         }
+        Format::Text => {
+            let clock = |samples: usize| {
+                let centis = (samples as u64 * 100).div_ceil(SAMPLE_RATE as u64);
+                format!(
+                    "{:02}:{:02}.{:02}",
+                    centis / 6000,
+                    centis / 100 % 60,
+                    centis % 100
+                )
+            };
+            let mut s = format!("{id}: {} speakers in {}\n", d.speakers, clock(d.samples));
+            for t in &d.turns {
+                s.push_str(&format!(
+                    "  {} - {}  {}\n",
+                    clock(t.start),
+                    clock(t.end),
+                    label(t.speaker)
+                ));
+            }
+            s
+        }
     }
 }
 
@@ -155,6 +178,7 @@ pub fn run(args: &DiarizeArgs) -> anyhow::Result<ExitCode> {
     let ext = match args.format {
         Format::Rttm => "rttm",
         Format::Json => "json",
+        Format::Text => "txt",
     };
     let out_path = |f: &Path| {
         args.output

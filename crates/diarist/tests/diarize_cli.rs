@@ -325,3 +325,25 @@ fn eval_scores_a_perfect_and_an_empty_hypothesis() {
     assert_eq!(v["pooled"]["der"], 100.0);
     assert_eq!(v["files"][0]["in_hypothesis"], false);
 }
+
+#[test]
+fn text_output_is_a_readable_timeline() {
+    let o = diarist(&[
+        "diarize",
+        "--format",
+        "text",
+        fixture("pyannote_sample.wav").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8(o.stdout).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("pyannote_sample: 2 speakers in 00:30.00")
+    );
+    let first = lines.next().unwrap();
+    assert!(
+        first.starts_with("  00:0") && first.ends_with("SPEAKER_00"),
+        "{first}"
+    );
+}
