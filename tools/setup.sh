@@ -10,9 +10,10 @@ ORT_DIR=.ort
 ORT_LIB="$ORT_DIR/libonnxruntime.so.$ORT_VERSION"
 
 need_pkgs=()
-for p in pkg-config libasound2-dev alsa-utils unzip python3-pip; do
+for p in pkg-config libasound2-dev unzip; do
   dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
+python3 -m pip --version >/dev/null 2>&1 || need_pkgs+=(python3-pip)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_pkgs[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
