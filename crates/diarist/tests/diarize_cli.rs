@@ -347,3 +347,35 @@ fn text_output_is_a_readable_timeline() {
         "{first}"
     );
 }
+
+#[test]
+fn speaker_count_options_are_honoured() {
+    let speakers = |extra: &[&str]| {
+        let mut args = vec!["diarize", "--format", "json"];
+        args.extend_from_slice(extra);
+        let path = fixture("ami_trn05.wav");
+        args.push(path.to_str().unwrap());
+        let o = diarist(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["speakers"].as_array().unwrap().len()
+    };
+    assert_eq!(speakers(&["--max-speakers", "1"]), 1);
+    assert_eq!(speakers(&["--num-speakers", "1"]), 1);
+    assert_eq!(speakers(&["--min-speakers", "3"]), 3);
+    assert_eq!(speakers(&["--num-speakers", "3"]), 3);
+    let o = diarist(&[
+        "diarize",
+        "--min-speakers",
+        "4",
+        "--max-speakers",
+        "2",
+        fixture("ami_trn05.wav").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("min_speakers must not exceed max_speakers"),
+        "{}",
+        stderr(&o)
+    );
+}
