@@ -370,7 +370,6 @@ impl State {
         let scores = models.segmentation.run(audio, audio.len())?;
         let local: LocalActivity =
             activity::decode(scores.window(0), scores.frames, plan.speakers, &plan.kind);
-        let index = self.windows.len();
         // Which local speakers get an embedding: (slot, frames alone, embed from those frames only).
         let wanted: Vec<(usize, usize, bool)> = (0..plan.speakers)
             .filter(|&s| local.frames_active(s) >= plan.min_embed_frames)
@@ -392,121 +391,115 @@ impl State {
         }
         let context = centre.start.saturating_sub(plan.reseg_context)
             ..(centre.end + plan.reseg_context).min(local.frames);
-        let chunks: Vec<(usize, Range<usize>)> = if plan.reseg_margin > 0.0 {
+        // Short-context embeddings need the backbone's frames: split embedding models only.
+        let split = models.embedding.feature_geometry();
+        let chunks: Vec<usize> = if plan.reseg_margin > 0.0 && split.is_some() {
             (0..plan.speakers)
                 .filter(|&s| centre.clone().any(|f| local.is_active(f, s)))
                 .filter(|&s| {
                     context.clone().filter(|&f| local.is_active(f, s)).count()
                         >= plan.min_embed_frames
                 })
-                .map(|s| (s, context.clone()))
                 .collect()
         } else {
             Vec::new()
         };
-        if !wanted.is_empty() {
-            self.weights.clear();
-            let out = match models.embedding.feature_geometry() {
-                Some(g) => {
-                    // Backbone frames whose centre lies in the window.
-                    let half = g.length / 2;
-                    let lo = start.saturating_sub(half).div_ceil(g.step).max(feats.first);
-                    let hi = ((start + audio.len()).saturating_sub(half + 1) / g.step + 1)
-                        .min(feats.first + feats.frames());
-                    if hi <= lo {
-                        None
-                    } else {
-                        let slice = Features {
-                            frames: hi - lo,
-                            dimension: feats.dim,
-                            data: feats.data
-                                [(lo - feats.first) * feats.dim..(hi - feats.first) * feats.dim]
-                                .to_vec(),
-                        };
-                        for &(s, _, clean_only) in &wanted {
-                            let centres =
-                                (lo..hi).map(|k| (k * g.step + half) as f64 - start as f64);
-                            push_weights(
-                                &mut self.weights,
-                                &local,
-                                plan.grid,
-                                s,
-                                clean_only,
-                                None,
-                                centres,
-                            );
-                        }
-                        // Short-context embeddings of each speaker around the window's centre.
-                        for &(s, ref context) in &chunks {
-                            let centres =
-                                (lo..hi).map(|k| (k * g.step + half) as f64 - start as f64);
-                            push_weights(
-                                &mut self.weights,
-                                &local,
-                                plan.grid,
-                                s,
-                                false,
-                                Some(context),
-                                centres,
-                            );
-                        }
-                        let out = models.embedding.pool(
-                            &slice,
-                            &self.weights,
-                            wanted.len() + chunks.len(),
-                        )?;
-                        for (i, (s, _)) in chunks.iter().enumerate() {
-                            self.chunks.push(out.get(0, wanted.len() + i));
-                            self.chunk_sources.push(ChunkSource {
-                                window: index,
-                                slot: *s,
-                                frames: centre.clone(),
-                            });
-                        }
-                        Some(out)
-                    }
-                }
-                None => {
-                    let g = models.embedding.weight_geometry();
-                    for &(s, _, clean_only) in &wanted {
-                        let centres =
-                            (0..g.frames(audio.len())).map(|j| (j * g.step + g.length / 2) as f64);
-                        push_weights(
-                            &mut self.weights,
-                            &local,
-                            plan.grid,
-                            s,
-                            clean_only,
-                            None,
-                            centres,
-                        );
-                    }
-                    Some(
-                        models
-                            .embedding
-                            .run(audio, audio.len(), &self.weights, wanted.len())?,
-                    )
-                }
-            };
-            if let Some(out) = out {
-                for (i, &(slot, clean, _)) in wanted.iter().enumerate() {
-                    self.embeddings.push(out.get(0, i));
-                    self.sources.push(LocalEmbedding {
-                        window: index,
-                        slot,
-                        clean_frames: clean,
-                    });
-                }
-            }
+        if wanted.is_empty() && chunks.is_empty() {
+            self.push_window(plan, start, local);
+            return Ok(());
         }
-        let frames = local.frames;
+        // One weight row per embedding: (slot, clean frames only, frames it may use).
+        let rows: Vec<(usize, bool, Option<&Range<usize>>)> = wanted
+            .iter()
+            .map(|&(s, _, clean_only)| (s, clean_only, None))
+            .chain(chunks.iter().map(|&s| (s, false, Some(&context))))
+            .collect();
+        let out = match split {
+            Some(g) => {
+                // Backbone frames whose centre lies in the window.
+                let half = g.length / 2;
+                let lo = start.saturating_sub(half).div_ceil(g.step).max(feats.first);
+                let hi = ((start + audio.len()).saturating_sub(half + 1) / g.step + 1)
+                    .min(feats.first + feats.frames());
+                if hi <= lo {
+                    self.push_window(plan, start, local);
+                    return Ok(());
+                }
+                let slice = Features {
+                    frames: hi - lo,
+                    dimension: feats.dim,
+                    data: feats.data
+                        [(lo - feats.first) * feats.dim..(hi - feats.first) * feats.dim]
+                        .to_vec(),
+                };
+                let centres: Vec<f64> = (lo..hi)
+                    .map(|k| (k * g.step + half) as f64 - start as f64)
+                    .collect();
+                self.fill_weights(&local, plan.grid, &rows, &centres);
+                models.embedding.pool(&slice, &self.weights, rows.len())?
+            }
+            None => {
+                let g = models.embedding.weight_geometry();
+                let centres: Vec<f64> = (0..g.frames(audio.len()))
+                    .map(|j| (j * g.step + g.length / 2) as f64)
+                    .collect();
+                self.fill_weights(&local, plan.grid, &rows, &centres);
+                models
+                    .embedding
+                    .run(audio, audio.len(), &self.weights, rows.len())?
+            }
+        };
+        let index = self.windows.len();
+        for (i, &(slot, clean, _)) in wanted.iter().enumerate() {
+            self.embeddings.push(out.get(0, i));
+            self.sources.push(LocalEmbedding {
+                window: index,
+                slot,
+                clean_frames: clean,
+            });
+        }
+        for (i, &slot) in chunks.iter().enumerate() {
+            self.chunks.push(out.get(0, wanted.len() + i));
+            self.chunk_sources.push(ChunkSource {
+                window: index,
+                slot,
+                frames: centre.clone(),
+            });
+        }
+        self.push_window(plan, start, local);
+        Ok(())
+    }
+
+    /// Fills `self.weights` with one row per `(slot, clean_only, only)` over `centres`.
+    fn fill_weights(
+        &mut self,
+        local: &LocalActivity,
+        grid: FrameGrid,
+        rows: &[(usize, bool, Option<&Range<usize>>)],
+        centres: &[f64],
+    ) {
+        self.weights.clear();
+        for &(s, clean_only, only) in rows {
+            push_weights(
+                &mut self.weights,
+                local,
+                grid,
+                s,
+                clean_only,
+                only,
+                centres.iter().copied(),
+            );
+        }
+    }
+
+    /// Keeps a window's activity for clustering and reconstruction.
+    fn push_window(&mut self, plan: &Plan, start: usize, local: LocalActivity) {
         self.windows.push(PlacedWindow {
             first_frame: start / plan.grid.step,
-            valid_frames: frames,
+            valid_frames: local.frames,
             activity: local,
             speakers: vec![None; plan.speakers],
         });
-        Ok(())
     }
 
     /// Clusters the embeddings and rebuilds the recording's turns.
