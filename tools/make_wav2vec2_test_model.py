@@ -7,7 +7,10 @@
 It proves that the segmentation slot is generic: a transformers Wav2Vec2 encoder (conv feature
 extractor, 320-sample frame step, 400-sample receptive field) with a multilabel (sigmoid) head
 over 3 speakers, exported to ONNX and described by a manifest. The weights are random (seed 0):
-it is a test model for plumbing, not for accuracy.
+it is a test model for plumbing, not for accuracy. So that its output is not a flat ~0.5, each
+speaker's logit also gets a term in the frame's log energy (framed exactly like the conv feature
+extractor: 400 samples every 320) with its own threshold: silence gives ~0, loud speech ~1, and the
+three speakers switch on at different levels, modulated by the random encoder.
 """
 
 import argparse
@@ -18,9 +21,11 @@ import numpy as np
 import onnxruntime as ort
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from transformers import Wav2Vec2Config, Wav2Vec2Model
 
 SPEAKERS = 3
+AUDIO = "/work/shared/eval/ami/ami_dev00.wav"
 
 
 class Wav2Vec2Segmentation(nn.Module):
@@ -33,10 +38,14 @@ class Wav2Vec2Segmentation(nn.Module):
         )
         self.encoder = Wav2Vec2Model(config)
         self.head = nn.Linear(config.hidden_size, SPEAKERS)
+        # Energy gate: logit += (energy_db - threshold_db) / 4 per speaker.
+        self.register_buffer("threshold_db", torch.tensor([-42.0, -36.0, -30.0]))
 
     def forward(self, waveform):  # [B, 1, N] -> [B, F, 3] probabilities
         hidden = self.encoder(waveform[:, 0, :]).last_hidden_state
-        return torch.sigmoid(self.head(hidden))
+        power = F.avg_pool1d(waveform * waveform, kernel_size=400, stride=320)  # [B, 1, F]
+        energy_db = 10.0 * torch.log10(power.transpose(1, 2) + 1e-10)  # [B, F, 1]
+        return torch.sigmoid(self.head(hidden) + (energy_db - self.threshold_db) / 4.0)
 
 
 def main():
@@ -58,9 +67,22 @@ def main():
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = sess.run(None, {"waveform": x.numpy()})[0]
     print(f"parity: max abs diff {np.abs(got - ref).max():.2e}; {path.stat().st_size / 1e6:.2f} MB")
-    for n in (400, 991, 16000, 48000, 160000):
+    counts = []
+    for n in (400, 991, 1000, 16000, 48000, 160000):
         frames = sess.run(None, {"waveform": np.zeros((1, 1, n), np.float32)})[0].shape[1]
         assert frames == 1 + (n - 400) // 320, (n, frames)
+        counts.append(f"{n}->{frames}")
+    print(f"frames = 1 + (N - 400) // 320 holds: {', '.join(counts)}")
+    rng = np.random.default_rng(0)
+    quiet = np.concatenate([np.zeros(16000), 0.1 * rng.standard_normal(16000)]).astype(np.float32)
+    act = sess.run(None, {"waveform": quiet[None, None]})[0][0]
+    print(f"activations, silence then noise at -20 dBFS: mean per speaker {act[:45].mean(0).round(3)} then {act[55:].mean(0).round(3)}")
+    if Path(AUDIO).exists():
+        import soundfile as sf
+
+        a = sf.read(AUDIO, dtype="float32")[0][:160000]
+        act = sess.run(None, {"waveform": a[None, None]})[0][0]
+        print(f"activations on 10 s of AMI: mean {act.mean(0).round(3)}, fraction > 0.5 {(act > 0.5).mean(0).round(3)}")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     (args.out / "manifest.toml").write_text(f'''# A random-weight Wav2Vec2-architecture segmentation model for tests (tools/make_wav2vec2_test_model.py)
 [model]

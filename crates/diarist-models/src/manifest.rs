@@ -181,6 +181,10 @@ pub struct Variant {
     pub file: String,
     /// Hex sha256 of `file`.
     pub sha256: String,
+    /// Split models: this variant's backbone graph (the pooling head is shared).
+    pub frames_file: Option<String>,
+    /// Hex sha256 of `frames_file`.
+    pub frames_sha256: Option<String>,
 }
 
 /// A parsed `manifest.toml`.

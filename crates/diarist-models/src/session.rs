@@ -249,12 +249,21 @@ impl EmbeddingModel {
                 ),
             });
         }
-        let graphs = match (&m.split, &spec.variant) {
-            (Some(split), None) => {
-                let frames = runtime.session(
-                    &spec.read_sibling(&split.frames_file, &split.frames_sha256)?,
-                    opts,
-                )?;
+        // The split graphs, with the variant's backbone when it has one of its own.
+        let backbone = match &spec.variant {
+            None => m
+                .split
+                .as_ref()
+                .map(|s| (s.frames_file.as_str(), s.frames_sha256.as_str())),
+            Some(v) => m
+                .variants
+                .get(v)
+                .and_then(|v| v.frames_file.as_deref().zip(v.frames_sha256.as_deref())),
+        };
+        let graphs = match (&m.split, backbone) {
+            (Some(split), Some((frames_file, frames_sha256))) => {
+                let frames =
+                    runtime.session(&spec.read_sibling(frames_file, frames_sha256)?, opts)?;
                 let pool = runtime.session(
                     &spec.read_sibling(&split.pool_file, &split.pool_sha256)?,
                     opts,

@@ -128,6 +128,24 @@ fn models_run_and_check_their_inputs() {
     assert_eq!(emb.feature_geometry().unwrap().frames(48_000), 149);
     let pooled = emb.pool(&features, &vec![1.0; features.frames], 1).unwrap();
     assert_eq!(pooled.data.len(), 192);
+
+    // The INT8 variant keeps the split: its own backbone, the shared pooling head.
+    let int8_spec = ModelSpec::load(&root().join("models/campplus"), Some("int8")).unwrap();
+    let mut int8 = EmbeddingModel::load(&rt, &int8_spec, opts).unwrap();
+    let features8 = int8.features(&audio[..48_000]).unwrap();
+    assert_eq!(features8.frames, 149);
+    let pooled8 = int8
+        .pool(&features8, &vec![1.0; features8.frames], 1)
+        .unwrap();
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let cos = pooled
+        .data
+        .iter()
+        .zip(&pooled8.data)
+        .map(|(a, b)| a * b)
+        .sum::<f32>()
+        / (norm(&pooled.data) * norm(&pooled8.data));
+    assert!(cos > 0.95, "INT8 vs fp32 cosine {cos}");
 }
 
 #[test]
