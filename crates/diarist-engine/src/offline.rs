@@ -1,9 +1,11 @@
 //! Offline diarization of a whole recording.
 //!
 //! Audio streams through once: sliding windows are segmented and embedded as soon as they are
-//! complete, and only the per-window activity (a few bytes per frame) and embeddings are kept, so
-//! memory grows with the number of windows, not with the audio. At the end the embeddings are
-//! clustered into global speakers (two local speakers of one window never share a speaker), and
+//! complete (a split embedding model runs its backbone once per block and each window pools the
+//! frames it covers), and only the per-window activity (a few bytes per frame) and embeddings are
+//! kept, so memory grows with the number of windows, not with the audio. At the end the
+//! embeddings are clustered into global speakers (two local speakers of one window never share a
+//! speaker), each window's centre is re-checked with a short-context embedding, and
 //! recording-level activity is rebuilt with the per-frame speaker count.
 
 use diarist_core::activity::{self, LocalActivity, ScoreKind};
