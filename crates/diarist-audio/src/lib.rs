@@ -30,12 +30,12 @@ pub const TARGET_RATE: u32 = 16_000;
 #[derive(Debug, thiserror::Error)]
 pub enum AudioError {
     /// The file could not be opened or read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The OS error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The bytes are not a container or codec this build understands.
     #[error("unsupported or unrecognised audio format: {0}")]
@@ -103,9 +103,9 @@ pub struct AudioStream {
 impl AudioStream {
     /// Opens a file; the extension is only a hint, the content decides.
     pub fn open(path: &Path) -> Result<Self, AudioError> {
-        let file = File::open(path).map_err(|source| AudioError::Io {
+        let file = File::open(path).map_err(|error| AudioError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         let mut hint = Hint::new();
         if let Some(ext) = path.extension().and_then(|e| e.to_str()) {

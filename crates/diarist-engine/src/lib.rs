@@ -1,6 +1,7 @@
 //! Runs diarization end to end: audio in, segmentation and embedding models, clustering, speaker
 //! turns out. Knows nothing of the wire format or the command line.
 
+pub mod batch;
 pub mod config;
 pub mod offline;
 
@@ -18,4 +19,7 @@ pub enum EngineError {
     /// A model failed to load or run.
     #[error(transparent)]
     Model(#[from] diarist_models::ModelError),
+    /// A batch worker could not load its models, so it could not take this file.
+    #[error("models did not load: {0}")]
+    ModelsUnavailable(String),
 }

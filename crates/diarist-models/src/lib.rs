@@ -31,12 +31,12 @@ pub enum ModelError {
         reason: String,
     },
     /// A file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The OS error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A manifest is malformed or inconsistent.
     #[error("bad model manifest {path}: {reason}")]

@@ -250,9 +250,9 @@ impl ModelSpec {
         } else {
             path.to_path_buf()
         };
-        let text = std::fs::read_to_string(&manifest_path).map_err(|source| ModelError::Io {
+        let text = std::fs::read_to_string(&manifest_path).map_err(|error| ModelError::Io {
             path: manifest_path.clone(),
-            source,
+            error,
         })?;
         let manifest: Manifest = toml::from_str(&text).map_err(|e| ModelError::Manifest {
             path: manifest_path.clone(),
@@ -391,9 +391,9 @@ impl Manifest {
 }
 
 fn read_verified(path: &Path, expected: &str) -> Result<Vec<u8>, ModelError> {
-    let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
+    let bytes = std::fs::read(path).map_err(|error| ModelError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let actual = hex(&Sha256::digest(&bytes));
     if !actual.eq_ignore_ascii_case(expected) {

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -11,7 +10,8 @@ use diarist_audio::AudioStream;
 use diarist_core::der::{self, DerBreakdown};
 use diarist_core::rttm;
 use diarist_engine::Config;
-use diarist_engine::offline::{self, Diarization, Models, SAMPLE_RATE};
+use diarist_engine::batch::diarize_files;
+use diarist_engine::offline::{Diarization, Models, SAMPLE_RATE};
 use hdrhistogram::Histogram;
 
 use crate::diarize::{collect_inputs, file_id, label};
@@ -88,40 +88,25 @@ fn run_offline(
     files: &[PathBuf],
     workers: usize,
 ) -> anyhow::Result<(f64, Vec<(String, Diarization)>)> {
-    let next = AtomicUsize::new(0);
     let results = Mutex::new(Vec::new());
     let errors = Mutex::new(Vec::new());
     let started = Instant::now();
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| {
-                let mut models = match Models::load(config) {
-                    Ok(m) => m,
-                    Err(e) => {
-                        return errors
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push(e.to_string());
-                    }
-                };
-                while let Some(f) = files.get(next.fetch_add(1, Ordering::SeqCst)) {
-                    match offline::diarize_file(&mut models, &config.offline, f) {
-                        Ok(d) => results
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push((file_id(f), d)),
-                        Err(e) => errors
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push(format!("{}: {e}", f.display())),
-                    }
-                }
-            });
-        }
+    diarize_files(config, files, workers, |f, result| match result {
+        Ok(d) => results
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((file_id(f), d)),
+        Err(e) => errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(format!("{}: {e}", f.display())),
     });
     let wall = started.elapsed().as_secs_f64();
-    let errors = errors.into_inner().unwrap_or_else(|p| p.into_inner());
-    if let Some(e) = errors.first() {
+    if let Some(e) = errors
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .first()
+    {
         anyhow::bail!("{e}");
     }
     let mut results = results.into_inner().unwrap_or_else(|p| p.into_inner());

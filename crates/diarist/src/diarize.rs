@@ -10,7 +10,8 @@ use std::time::Instant;
 use anyhow::Context;
 use diarist_core::reconstruct::SpeakerTurn;
 use diarist_core::rttm;
-use diarist_engine::offline::{self, Diarization, Models, SAMPLE_RATE};
+use diarist_engine::batch::diarize_files;
+use diarist_engine::offline::{Diarization, SAMPLE_RATE};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::settings::{self, CommonArgs, OfflineArgs};
@@ -185,9 +186,10 @@ pub fn run(args: &DiarizeArgs) -> anyhow::Result<ExitCode> {
             .as_ref()
             .map(|d| d.join(format!("{}.{ext}", file_id(f))))
     };
-    let todo: Vec<&PathBuf> = files
+    let todo: Vec<PathBuf> = files
         .iter()
         .filter(|f| !(args.skip_existing && out_path(f).is_some_and(|p| p.exists())))
+        .cloned()
         .collect();
     let skipped = files.len() - todo.len();
     let workers = settings::workers(&config, todo.len());
@@ -205,57 +207,34 @@ pub fn run(args: &DiarizeArgs) -> anyhow::Result<ExitCode> {
     } else {
         ProgressBar::hidden()
     };
-    let next = AtomicUsize::new(0);
     let audio_samples = AtomicUsize::new(0);
     let failures: Mutex<Vec<(PathBuf, String)>> = Mutex::new(Vec::new());
     let stdout = Mutex::new(());
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| {
-                let mut models = match Models::load(&config) {
-                    Ok(m) => m,
-                    Err(e) => {
-                        // Without models this worker can do nothing: fail what it would have taken.
-                        let msg = format!("{e}");
-                        while let Some(f) = todo.get(next.fetch_add(1, Ordering::SeqCst)) {
-                            failures
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .push(((*f).clone(), msg.clone()));
-                            bar.inc(1);
-                        }
-                        return;
-                    }
-                };
-                while let Some(f) = todo.get(next.fetch_add(1, Ordering::SeqCst)) {
-                    bar.set_message(file_id(f));
-                    let result = offline::diarize_file(&mut models, &config.offline, f)
-                        .map_err(anyhow::Error::from)
-                        .and_then(|d| {
-                            audio_samples.fetch_add(d.samples, Ordering::Relaxed);
-                            let text = render(&file_id(f), &d, args.format);
-                            match out_path(f) {
-                                Some(p) => write_atomic(&p, &text)
-                                    .with_context(|| format!("writing {}", p.display())),
-                                None => {
-                                    let _guard = stdout.lock().unwrap_or_else(|p| p.into_inner());
-                                    std::io::stdout()
-                                        .write_all(text.as_bytes())
-                                        .context("writing to standard output")
-                                }
-                            }
-                        });
-                    if let Err(e) = result {
-                        bar.suspend(|| eprintln!("diarist: skipped {}: {e:#}", f.display()));
-                        failures
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push(((*f).clone(), format!("{e:#}")));
-                    }
-                    bar.inc(1);
+    diarize_files(&config, &todo, workers, |f, result| {
+        let result = result.map_err(anyhow::Error::from).and_then(|d| {
+            audio_samples.fetch_add(d.samples, Ordering::Relaxed);
+            let text = render(&file_id(f), &d, args.format);
+            match out_path(f) {
+                Some(p) => {
+                    write_atomic(&p, &text).with_context(|| format!("writing {}", p.display()))
                 }
-            });
+                None => {
+                    let _guard = stdout.lock().unwrap_or_else(|p| p.into_inner());
+                    std::io::stdout()
+                        .write_all(text.as_bytes())
+                        .context("writing to standard output")
+                }
+            }
+        });
+        if let Err(e) = result {
+            bar.suspend(|| eprintln!("diarist: skipped {}: {e:#}", f.display()));
+            failures
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((f.to_path_buf(), format!("{e:#}")));
         }
+        bar.set_message(file_id(f));
+        bar.inc(1);
     });
     bar.finish_and_clear();
     let wall = started.elapsed().as_secs_f64();
