@@ -17,8 +17,7 @@ use std::path::Path;
 
 use diarist_audio::AudioStream;
 use diarist_models::{
-    Activation, EmbeddingModel, Features, ModelSpec, OutputKind, Runtime, SegmentationModel,
-    SessionOptions,
+    Activation, EmbeddingModel, ModelSpec, OutputKind, Runtime, SegmentationModel, SessionOptions,
 };
 
 use crate::config::OfflineConfig;
@@ -272,13 +271,13 @@ where
             if let Some(g) = features {
                 feats.drop_before(history / g.step);
             }
-            let keep_from = history
-                .min(if features.is_some() {
-                    next_block
-                } else {
-                    history
-                })
-                .max(buf_start);
+            // Split models also keep the audio of the block still to be run.
+            let keep_from = if features.is_some() {
+                history.min(next_block)
+            } else {
+                history
+            };
+            let keep_from = keep_from.max(buf_start);
             buf.drain(..keep_from - buf_start);
             buf_start = keep_from;
         }
@@ -427,18 +426,15 @@ impl State {
                     self.push_window(plan, start, local);
                     return Ok(());
                 }
-                let slice = Features {
-                    frames: hi - lo,
-                    dimension: feats.dim,
-                    data: feats.data
-                        [(lo - feats.first) * feats.dim..(hi - feats.first) * feats.dim]
-                        .to_vec(),
-                };
+                let slice =
+                    &feats.data[(lo - feats.first) * feats.dim..(hi - feats.first) * feats.dim];
                 let centres: Vec<f64> = (lo..hi)
                     .map(|k| (k * g.step + half) as f64 - start as f64)
                     .collect();
                 self.fill_weights(&local, plan.grid, &rows, &centres);
-                models.embedding.pool(&slice, &self.weights, rows.len())?
+                models
+                    .embedding
+                    .pool(slice, feats.dim, &self.weights, rows.len())?
             }
             None => {
                 let g = models.embedding.weight_geometry();

@@ -373,7 +373,8 @@ impl EmbeddingModel {
                         row[j.min(frames - 1)]
                     }));
                 }
-                out.data.extend(self.pool(&f, &w, speakers)?.data);
+                out.data
+                    .extend(self.pool(&f.data, f.dimension, &w, speakers)?.data);
             }
             return Ok(out);
         }
@@ -434,18 +435,25 @@ impl EmbeddingModel {
         })
     }
 
-    /// Pools `features` with `weights` `[speakers, features.frames]` (split models only).
+    /// Pools `features` (`[frames, dimension]` row-major, e.g. a stretch of
+    /// [`EmbeddingModel::features`]) with `weights` `[speakers, frames]` (split models only).
     pub fn pool(
         &mut self,
-        features: &Features,
+        features: &[f32],
+        dimension: usize,
         weights: &[f32],
         speakers: usize,
     ) -> Result<Embeddings, ModelError> {
-        if speakers == 0 || weights.len() != speakers * features.frames || features.frames == 0 {
+        let frames = features.len().checked_div(dimension).unwrap_or(0);
+        if speakers == 0
+            || frames == 0
+            || frames * dimension != features.len()
+            || weights.len() != speakers * frames
+        {
             return Err(self.mismatch(format!(
-                "weights hold {} values; [{speakers} speakers, {} frames] expected",
+                "{} feature values of dimension {dimension} with {} weights for {speakers} speakers",
+                features.len(),
                 weights.len(),
-                features.frames
             )));
         }
         let m = &self.spec.manifest;
@@ -456,14 +464,8 @@ impl EmbeddingModel {
                 reason: "the model is not split".into(),
             });
         };
-        let f = TensorRef::from_array_view((
-            vec![1, features.frames as i64, features.dimension as i64],
-            &features.data[..],
-        ))?;
-        let w = TensorRef::from_array_view((
-            vec![1, speakers as i64, features.frames as i64],
-            weights,
-        ))?;
+        let f = TensorRef::from_array_view((vec![1, frames as i64, dimension as i64], features))?;
+        let w = TensorRef::from_array_view((vec![1, speakers as i64, frames as i64], weights))?;
         let weights_name = m.input.weights.as_deref().unwrap_or("weights");
         let outputs = pool.run(ort::inputs![split.features.as_str() => f, weights_name => w])?;
         let (shape, data) = outputs[m.output.name.as_str()].try_extract_tensor::<f32>()?;

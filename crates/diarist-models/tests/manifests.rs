@@ -126,7 +126,14 @@ fn models_run_and_check_their_inputs() {
     // Feature frame k is centred on sample 320k + 200: 149 frames fit in 3 s.
     assert_eq!(features.frames, 149);
     assert_eq!(emb.feature_geometry().unwrap().frames(48_000), 149);
-    let pooled = emb.pool(&features, &vec![1.0; features.frames], 1).unwrap();
+    let pooled = emb
+        .pool(
+            &features.data,
+            features.dimension,
+            &vec![1.0; features.frames],
+            1,
+        )
+        .unwrap();
     assert_eq!(pooled.data.len(), 192);
 
     // The INT8 variant keeps the split: its own backbone, the shared pooling head.
@@ -135,7 +142,12 @@ fn models_run_and_check_their_inputs() {
     let features8 = int8.features(&audio[..48_000]).unwrap();
     assert_eq!(features8.frames, 149);
     let pooled8 = int8
-        .pool(&features8, &vec![1.0; features8.frames], 1)
+        .pool(
+            &features8.data,
+            features8.dimension,
+            &vec![1.0; features8.frames],
+            1,
+        )
         .unwrap();
     let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
     let cos = pooled
