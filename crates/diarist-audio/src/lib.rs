@@ -4,10 +4,14 @@
 //! Memory does not grow with the file: [`AudioStream::read`] decodes one packet at a time. Bad
 //! input never panics: unreadable or unrecognised files are typed errors, a truncated file yields
 //! everything decodable before the damage (counted in [`DecodeStats`]), and non-finite samples
-//! become silence (counted too). Not for: microphones or network streams (other sources push
-//! samples themselves).
+//! become silence (counted too).
+//!
+//! Live sources (microphones, sockets, files replayed as streams) hand 16 kHz samples to the
+//! diarizing thread through the lock-free [`audio_ring`], and a [`Windower`] cuts the analysis
+//! windows. Not for: anything about models or speakers.
 
 mod resample;
+mod ring;
 
 use std::fs::File;
 use std::io::Cursor;
@@ -22,6 +26,7 @@ use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
 pub use resample::Resampler;
+pub use ring::{Arrival, AudioReader, AudioWriter, Gap, Read, ReaderGone, Windower, audio_ring};
 
 /// The sample rate of every stream this crate produces.
 pub const TARGET_RATE: u32 = 16_000;

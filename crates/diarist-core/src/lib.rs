@@ -9,5 +9,6 @@ pub mod activity;
 pub mod assignment;
 pub mod cluster;
 pub mod der;
+pub mod online;
 pub mod reconstruct;
 pub mod rttm;

@@ -85,6 +85,40 @@ pub struct Config {
     pub models: ModelsConfig,
     /// Offline diarization.
     pub offline: OfflineConfig,
+    /// Streaming diarization.
+    pub streaming: StreamingConfig,
+}
+
+/// Streaming (live) diarization settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamingConfig {
+    /// Analysis window, seconds.
+    pub window_secs: f64,
+    /// Step between windows, seconds (rounded to the model's frame step).
+    pub hop_secs: f64,
+    /// Delay after which a stretch of audio is final, seconds (between the hop and the window).
+    pub latency_secs: f64,
+    /// A local speaker joins the closest speaker below this cosine distance.
+    pub match_threshold: f32,
+    /// Clean speech an unmatched local speaker needs to open a new speaker, seconds.
+    pub new_speaker_secs: f64,
+    /// Clean speech a matched local speaker needs to refine its speaker's voiceprint, seconds.
+    pub update_speech_secs: f64,
+    /// Speech a local speaker needs in a window to be considered at all, seconds.
+    pub min_speech_secs: f64,
+    /// Most speakers per stream (0 = no bound).
+    pub max_speakers: usize,
+    /// Audio buffered per stream before a live source overflows (a file source waits), seconds.
+    pub buffer_secs: f64,
+    /// Windows per stream handed to the models before their results come back.
+    pub max_in_flight: usize,
+    /// Shared inference: most windows in one model run.
+    pub max_batch: usize,
+    /// Shared inference: longest wait for a batch to fill, milliseconds.
+    pub max_wait_ms: u64,
+    /// Inference workers shared by all streams; 0 = one per core.
+    pub workers: usize,
 }
 
 impl Config {
@@ -157,6 +191,41 @@ impl Config {
         }
         if o.max_cluster_embeddings < 2 {
             return bad("max_cluster_embeddings must be at least 2");
+        }
+        let s = &self.streaming;
+        let bad = |what: &str| Err(EngineError::Config(format!("streaming.{what}")));
+        if !(s.window_secs.is_finite() && s.window_secs >= 0.5 && s.window_secs <= 30.0) {
+            return bad("window_secs must be between 0.5 and 30");
+        }
+        if !(s.hop_secs.is_finite() && s.hop_secs > 0.0 && s.hop_secs <= s.window_secs) {
+            return bad("hop_secs must be positive and at most window_secs");
+        }
+        if !(s.latency_secs.is_finite()
+            && s.latency_secs >= s.hop_secs
+            && s.latency_secs <= s.window_secs)
+        {
+            return bad("latency_secs must be between hop_secs and window_secs");
+        }
+        if !(s.match_threshold.is_finite() && (0.0..=2.0).contains(&s.match_threshold)) {
+            return bad("match_threshold must be a cosine distance in [0, 2]");
+        }
+        for (v, what) in [
+            (s.new_speaker_secs, "new_speaker_secs"),
+            (s.update_speech_secs, "update_speech_secs"),
+            (s.min_speech_secs, "min_speech_secs"),
+        ] {
+            if !(v.is_finite() && v >= 0.0 && v <= s.window_secs) {
+                return Err(EngineError::Config(format!(
+                    "streaming.{what} must be between 0 and window_secs"
+                )));
+            }
+        }
+        if !(s.buffer_secs.is_finite() && s.buffer_secs >= s.window_secs && s.buffer_secs <= 3600.0)
+        {
+            return bad("buffer_secs must be between window_secs and 3600");
+        }
+        if s.max_in_flight == 0 || s.max_batch == 0 {
+            return bad("max_in_flight and max_batch must be at least 1");
         }
         Ok(())
     }

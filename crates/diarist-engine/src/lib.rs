@@ -4,8 +4,13 @@
 pub mod batch;
 pub mod config;
 pub mod offline;
+pub mod pool;
+pub mod source;
+pub mod stats;
+pub mod stream;
 
-pub use config::Config;
+pub use config::{Config, StreamingConfig};
+pub use stream::{Engine, Event, Stream, StreamOptions, Summary, Voiceprint};
 
 /// Everything that can stop a diarization.
 #[derive(Debug, thiserror::Error)]

@@ -410,7 +410,18 @@ impl EmbeddingModel {
 
     /// Runs the backbone over `audio` (split models only).
     pub fn features(&mut self, audio: &[f32]) -> Result<Features, ModelError> {
-        check_batch(&self.spec, audio, audio.len())?;
+        let mut out = self.features_batch(audio, audio.len())?;
+        Ok(out.pop().unwrap_or_default())
+    }
+
+    /// Runs the backbone over a batch of equal-length windows laid end to end in `batch`, one
+    /// [`Features`] per window (split models only).
+    pub fn features_batch(
+        &mut self,
+        batch: &[f32],
+        window: usize,
+    ) -> Result<Vec<Features>, ModelError> {
+        let n = check_batch(&self.spec, batch, window)?;
         let m = &self.spec.manifest;
         let (Graphs::Split { frames, .. }, Some(split)) = (&mut self.graphs, &m.split) else {
             return Err(ModelError::Mismatch {
@@ -418,21 +429,24 @@ impl EmbeddingModel {
                 reason: "the model is not split".into(),
             });
         };
-        let wave =
-            TensorRef::from_array_view((waveform_shape(m.input.layout, 1, audio.len()), audio))?;
+        let wave = TensorRef::from_array_view((waveform_shape(m.input.layout, n, window), batch))?;
         let outputs = frames.run(ort::inputs![m.input.waveform.as_str() => wave])?;
         let (shape, data) = outputs[split.features.as_str()].try_extract_tensor::<f32>()?;
-        if shape.len() != 3 || shape[0] != 1 {
+        if shape.len() != 3 || shape[0] as usize != n {
             return Err(ModelError::Mismatch {
                 model: m.model.name.clone(),
-                reason: format!("expected features [1, frames, dimension], got {shape:?}"),
+                reason: format!("expected features [{n}, frames, dimension], got {shape:?}"),
             });
         }
-        Ok(Features {
-            frames: shape[1] as usize,
-            dimension: shape[2] as usize,
-            data: data.to_vec(),
-        })
+        let (frames, dimension) = (shape[1] as usize, shape[2] as usize);
+        Ok(data
+            .chunks_exact(frames * dimension)
+            .map(|d| Features {
+                frames,
+                dimension,
+                data: d.to_vec(),
+            })
+            .collect())
     }
 
     /// Pools `features` (`[frames, dimension]` row-major, e.g. a stretch of

@@ -158,7 +158,7 @@ pub fn render(id: &str, d: &Diarization, format: Format) -> String {
 }
 
 /// Writes `text` to `path` atomically: a temporary file in the same directory, then a rename.
-fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
+pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
     let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, path).inspect_err(|_| {

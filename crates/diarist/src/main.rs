@@ -6,6 +6,7 @@ mod bench;
 mod diarize;
 mod eval;
 mod settings;
+mod stream;
 
 use std::process::ExitCode;
 
@@ -23,6 +24,8 @@ struct Cli {
 enum Command {
     /// Diarize audio files or directories of audio files; writes RTTM or JSON.
     Diarize(diarize::DiarizeArgs),
+    /// Replay recordings as live streams: speaker turns as they become final.
+    Stream(stream::StreamArgs),
     /// Score hypothesis RTTM against reference RTTM (diarization error rate).
     Eval(eval::EvalArgs),
     /// Measure model load time, per-window latency and offline speed.
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Diarize(args) => diarize::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Stream(args) => stream::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Config(args) => settings::load(&args.common, &args.offline).and_then(|c| {
             print!("{}", toml::to_string_pretty(&c)?);

@@ -99,3 +99,46 @@ pub fn workers(config: &Config, jobs: usize) -> usize {
     };
     wanted.clamp(1, jobs.max(1))
 }
+
+/// Overrides of the streaming settings.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct StreamingArgs {
+    /// Step between windows, seconds.
+    #[arg(long)]
+    pub hop: Option<f64>,
+    /// Delay after which audio is final, seconds.
+    #[arg(long)]
+    pub latency: Option<f64>,
+    /// Cosine distance under which a voice joins a known speaker.
+    #[arg(long)]
+    pub match_threshold: Option<f32>,
+    /// Most speakers per stream.
+    #[arg(long)]
+    pub max_speakers: Option<usize>,
+    /// Inference workers shared by all streams (0: one per core).
+    #[arg(long)]
+    pub workers: Option<usize>,
+}
+
+/// Loads the configuration with streaming overrides applied.
+pub fn load_streaming(common: &CommonArgs, args: &StreamingArgs) -> anyhow::Result<Config> {
+    let mut config = load(common, &OfflineArgs::default())?;
+    let s = &mut config.streaming;
+    if let Some(v) = args.hop {
+        s.hop_secs = v;
+    }
+    if let Some(v) = args.latency {
+        s.latency_secs = v;
+    }
+    if let Some(v) = args.match_threshold {
+        s.match_threshold = v;
+    }
+    if let Some(v) = args.max_speakers {
+        s.max_speakers = v;
+    }
+    if let Some(v) = args.workers {
+        s.workers = v;
+    }
+    config.validate()?;
+    Ok(config)
+}

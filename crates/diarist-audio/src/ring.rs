@@ -1,0 +1,429 @@
+//! The hand-over of live audio from a source (a microphone callback, a socket, a file reader) to
+//! the thread that diarizes it: a lock-free single-producer single-consumer ring of samples.
+//!
+//! Nothing on the writing side allocates, locks or blocks, except [`AudioWriter::push_wait`],
+//! which a file source uses to wait for room. A live source that outruns the reader never loses
+//! audio silently: what does not fit is recorded as a [`Gap`] at its exact place in the stream,
+//! and the reader receives it in order with the samples. Positions count every sample the source
+//! produced, gaps included, so time stays exact.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use ringbuf::HeapRb;
+use ringbuf::traits::{Consumer, Observer, Producer, Split};
+
+/// A stretch of audio the source produced but the ring had no room for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gap {
+    /// Stream position of the first lost sample.
+    pub at: u64,
+    /// Number of lost samples.
+    pub len: u64,
+}
+
+/// When a sample arrived: all samples before stream position `end` had arrived at `at`.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival {
+    /// Stream position one past the last sample of the push.
+    pub end: u64,
+    /// When the push happened.
+    pub at: Instant,
+}
+
+#[derive(Debug, Default)]
+struct Flags {
+    writer_gone: AtomicBool,
+    reader_gone: AtomicBool,
+}
+
+/// Why a blocking write stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the audio reader has gone")]
+pub struct ReaderGone;
+
+/// The writing half, owned by the audio source.
+pub struct AudioWriter {
+    samples: ringbuf::HeapProd<f32>,
+    gaps: ringbuf::HeapProd<Gap>,
+    arrivals: ringbuf::HeapProd<Arrival>,
+    /// Stream position of the next sample (written and lost ones alike).
+    position: u64,
+    /// A gap not yet handed over (its ring was full); no sample is written while one is pending.
+    pending: Option<Gap>,
+    lost: u64,
+    flags: Arc<Flags>,
+}
+
+/// The reading half, owned by the diarizing thread.
+pub struct AudioReader {
+    samples: ringbuf::HeapCons<f32>,
+    gaps: ringbuf::HeapCons<Gap>,
+    arrivals: ringbuf::HeapCons<Arrival>,
+    position: u64,
+    flags: Arc<Flags>,
+}
+
+/// What one [`AudioReader::read`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// This many samples were copied out.
+    Samples(usize),
+    /// The source lost this stretch here (the reader's position moves past it).
+    Gap(Gap),
+    /// Nothing available yet.
+    Empty,
+    /// The writer is gone and everything it wrote has been read.
+    Closed,
+}
+
+/// A ring holding up to `capacity` samples, split into its two halves.
+pub fn audio_ring(capacity: usize) -> (AudioWriter, AudioReader) {
+    let (samples_w, samples_r) = HeapRb::<f32>::new(capacity.max(1)).split();
+    let (gaps_w, gaps_r) = HeapRb::<Gap>::new(64).split();
+    let (arrivals_w, arrivals_r) = HeapRb::<Arrival>::new(4096).split();
+    let flags = Arc::new(Flags::default());
+    (
+        AudioWriter {
+            samples: samples_w,
+            gaps: gaps_w,
+            arrivals: arrivals_w,
+            position: 0,
+            pending: None,
+            lost: 0,
+            flags: flags.clone(),
+        },
+        AudioReader {
+            samples: samples_r,
+            gaps: gaps_r,
+            arrivals: arrivals_r,
+            position: 0,
+            flags,
+        },
+    )
+}
+
+impl AudioWriter {
+    /// Stream position of the next sample: everything pushed so far, lost samples included.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// Samples lost to a full ring so far.
+    pub fn lost(&self) -> u64 {
+        self.lost
+    }
+
+    /// Whether the reader has gone (nothing written will be read).
+    pub fn reader_gone(&self) -> bool {
+        self.flags.reader_gone.load(Ordering::Acquire)
+    }
+
+    fn hand_over_gap(&mut self) -> bool {
+        match self.pending {
+            Some(gap) => {
+                if self.gaps.try_push(gap).is_ok() {
+                    self.pending = None;
+                    true
+                } else {
+                    false
+                }
+            }
+            None => true,
+        }
+    }
+
+    fn record_arrival(&mut self) {
+        let _ = self.arrivals.try_push(Arrival {
+            end: self.position,
+            at: Instant::now(),
+        });
+    }
+
+    /// Writes what fits of `samples` without waiting and records the rest as lost (a [`Gap`]).
+    /// Returns the number written. Never allocates, locks or blocks: safe in an audio callback.
+    pub fn push_live(&mut self, samples: &[f32]) -> usize {
+        let written = if self.hand_over_gap() {
+            self.samples.push_slice(samples)
+        } else {
+            0
+        };
+        self.position += written as u64;
+        self.lose(samples.len() - written);
+        self.record_arrival();
+        written
+    }
+
+    /// Records `len` samples as lost at the current position (a source that knows it dropped
+    /// audio upstream, such as a device overrun).
+    pub fn lose(&mut self, len: usize) {
+        if len == 0 {
+            return;
+        }
+        let len = len as u64;
+        match &mut self.pending {
+            Some(gap) => gap.len += len,
+            None => {
+                self.pending = Some(Gap {
+                    at: self.position,
+                    len,
+                })
+            }
+        }
+        self.position += len;
+        self.lost += len;
+        self.hand_over_gap();
+    }
+
+    /// Writes all of `samples`, waiting for room while the reader is behind (for sources that
+    /// can wait, such as files). Fails if the reader has gone.
+    pub fn push_wait(&mut self, mut samples: &[f32]) -> Result<(), ReaderGone> {
+        while !samples.is_empty() {
+            if self.reader_gone() {
+                return Err(ReaderGone);
+            }
+            if !self.hand_over_gap() {
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
+            }
+            let n = self.samples.push_slice(samples);
+            self.position += n as u64;
+            samples = &samples[n..];
+            if n > 0 {
+                self.record_arrival();
+            } else {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for AudioWriter {
+    fn drop(&mut self) {
+        // A gap still pending when the source ends is handed over by the reader's end check.
+        while self.pending.is_some() && !self.reader_gone() {
+            if !self.hand_over_gap() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        self.flags.writer_gone.store(true, Ordering::Release);
+    }
+}
+
+impl AudioReader {
+    /// Stream position of the next sample to read.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// Samples waiting in the ring.
+    pub fn available(&self) -> usize {
+        self.samples.occupied_len()
+    }
+
+    /// Copies up to `out.len()` samples, stopping at the next gap; returns a gap when it is next.
+    pub fn read(&mut self, out: &mut [f32]) -> Read {
+        // Check the writer and the samples before the gaps: a gap is always handed over before
+        // any later sample, so a sample seen here has every earlier gap visible too.
+        let writer_gone = self.flags.writer_gone.load(Ordering::Acquire);
+        let available = self.samples.occupied_len() as u64;
+        if let Some(&gap) = self.gaps.first()
+            && gap.at <= self.position
+        {
+            self.gaps.try_pop();
+            let mut gap = gap;
+            // Adjacent gaps read as one.
+            while let Some(&next) = self.gaps.first()
+                && next.at == gap.at + gap.len
+            {
+                self.gaps.try_pop();
+                gap.len += next.len;
+            }
+            self.position = gap.at + gap.len;
+            return Read::Gap(gap);
+        }
+        let limit = match self.gaps.first() {
+            Some(gap) => available.min(gap.at - self.position),
+            None => available,
+        };
+        let want = (limit as usize).min(out.len());
+        if want == 0 {
+            if writer_gone && available == 0 && self.gaps.is_empty() {
+                return Read::Closed;
+            }
+            return Read::Empty;
+        }
+        let n = self.samples.pop_slice(&mut out[..want]);
+        self.position += n as u64;
+        Read::Samples(n)
+    }
+
+    /// Hands every recorded arrival time to `f`, oldest first.
+    pub fn arrivals(&mut self, mut f: impl FnMut(Arrival)) {
+        while let Some(a) = self.arrivals.try_pop() {
+            f(a);
+        }
+    }
+}
+
+impl Drop for AudioReader {
+    fn drop(&mut self) {
+        self.flags.reader_gone.store(true, Ordering::Release);
+    }
+}
+
+/// Cuts fixed-length windows every hop out of a stream of samples, keeping only the audio the
+/// next window still needs. Allocates only at construction (and while skipping long gaps).
+pub struct Windower {
+    window: usize,
+    hop: usize,
+    buffer: Vec<f32>,
+    /// Stream position of `buffer[0]`, which is also the next window's start.
+    start: u64,
+}
+
+impl Windower {
+    /// Windows of `window` samples whose starts are `hop` samples apart, the first at 0.
+    pub fn new(window: usize, hop: usize) -> Self {
+        Self {
+            window,
+            hop: hop.max(1),
+            buffer: Vec::with_capacity(window + hop),
+            start: 0,
+        }
+    }
+
+    /// Samples still needed before the next window is complete.
+    pub fn missing(&self) -> usize {
+        self.window.saturating_sub(self.buffer.len())
+    }
+
+    /// Appends samples.
+    pub fn push(&mut self, samples: &[f32]) {
+        self.buffer.extend_from_slice(samples);
+    }
+
+    /// Appends `n` samples of silence.
+    pub fn push_silence(&mut self, n: usize) {
+        self.buffer.resize(self.buffer.len() + n, 0.0);
+    }
+
+    /// Stream position one past the last sample pushed.
+    pub fn end(&self) -> u64 {
+        self.start + self.buffer.len() as u64
+    }
+
+    /// The next complete window and its start, if there is one; the windower then moves on by
+    /// one hop.
+    pub fn next_window(&mut self, out: &mut Vec<f32>) -> Option<u64> {
+        if self.buffer.len() < self.window {
+            return None;
+        }
+        out.clear();
+        out.extend_from_slice(&self.buffer[..self.window]);
+        Some(self.advance())
+    }
+
+    /// At the end of the stream: the next window holding any audio not yet at the start of a
+    /// complete window, zero-padded, with the number of real samples in it.
+    pub fn next_partial(&mut self, out: &mut Vec<f32>) -> Option<(u64, usize)> {
+        if self.buffer.is_empty() || (self.start > 0 && self.buffer.len() <= self.window - self.hop)
+        {
+            return None;
+        }
+        out.clear();
+        let real = self.buffer.len().min(self.window);
+        out.extend_from_slice(&self.buffer[..real]);
+        out.resize(self.window, 0.0);
+        Some((self.advance(), real))
+    }
+
+    fn advance(&mut self) -> u64 {
+        let start = self.start;
+        let drop = self.hop.min(self.buffer.len());
+        self.buffer.drain(..drop);
+        self.start += drop as u64;
+        start
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_overflow_becomes_an_exact_gap_and_nothing_else_is_lost() {
+        let (mut w, mut r) = audio_ring(8);
+        assert_eq!(w.push_live(&[1.0; 5]), 5);
+        assert_eq!(w.push_live(&[2.0; 5]), 3); // 2 lost at position 8
+        assert_eq!(w.push_live(&[3.0; 2]), 0); // ring still full: 2 more lost
+        let mut out = [0f32; 16];
+        assert_eq!(r.read(&mut out), Read::Samples(8));
+        assert_eq!(&out[..8], &[1., 1., 1., 1., 1., 2., 2., 2.]);
+        assert_eq!(r.read(&mut out), Read::Gap(Gap { at: 8, len: 4 }));
+        assert_eq!(r.read(&mut out), Read::Empty);
+        assert_eq!(w.push_live(&[4.0; 3]), 3);
+        drop(w);
+        assert_eq!(r.read(&mut out), Read::Samples(3));
+        assert_eq!(r.position(), 15);
+        assert_eq!(r.read(&mut out), Read::Closed);
+    }
+
+    #[test]
+    fn waiting_writer_loses_nothing() {
+        let (mut w, mut r) = audio_ring(7);
+        let source: Vec<f32> = (0..10_000).map(|i| i as f32).collect();
+        let expected = source.clone();
+        let t = std::thread::spawn(move || w.push_wait(&source));
+        let mut got = Vec::new();
+        let mut buf = [0f32; 5];
+        loop {
+            match r.read(&mut buf) {
+                Read::Samples(n) => got.extend_from_slice(&buf[..n]),
+                Read::Gap(g) => panic!("gap {g:?}"),
+                Read::Empty => std::thread::yield_now(),
+                Read::Closed => break,
+            }
+        }
+        t.join().unwrap().unwrap();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn writer_stops_waiting_when_the_reader_goes() {
+        let (mut w, r) = audio_ring(4);
+        drop(r);
+        assert_eq!(w.push_wait(&[0.0; 10]), Err(ReaderGone));
+    }
+
+    #[test]
+    fn windows_every_hop_then_padded_tail() {
+        let mut win = Windower::new(6, 2);
+        let mut out = Vec::new();
+        win.push(&[0., 1., 2., 3., 4.]);
+        assert_eq!(win.next_window(&mut out), None);
+        win.push(&[5., 6., 7., 8.]);
+        assert_eq!(win.next_window(&mut out), Some(0));
+        assert_eq!(out, [0., 1., 2., 3., 4., 5.]);
+        assert_eq!(win.next_window(&mut out), Some(2));
+        assert_eq!(out, [2., 3., 4., 5., 6., 7.]);
+        assert_eq!(win.next_window(&mut out), None);
+        // 9 samples: the window at 4 holds the last 5, the one at 6 is not needed (its audio is
+        // all inside the window at 4... except sample 8, which the window at 4 covers too).
+        assert_eq!(win.next_partial(&mut out), Some((4, 5)));
+        assert_eq!(out, [4., 5., 6., 7., 8., 0.]);
+        assert_eq!(win.next_partial(&mut out), None);
+    }
+
+    #[test]
+    fn a_stream_shorter_than_a_window_gets_one_padded_window() {
+        let mut win = Windower::new(6, 2);
+        let mut out = Vec::new();
+        win.push(&[1., 2.]);
+        assert_eq!(win.next_partial(&mut out), Some((0, 2)));
+        assert_eq!(out, [1., 2., 0., 0., 0., 0.]);
+        assert_eq!(win.next_partial(&mut out), None);
+    }
+}

@@ -1,0 +1,673 @@
+//! Online diarization of a stream: stable global speakers from overlapping short windows.
+//!
+//! Each window's local speakers are embedded (one backbone pass per window, pooled per speaker
+//! over the frames where that speaker talks alone) and assigned to the stream's global speakers
+//! by optimal assignment under a cosine-distance threshold, two local speakers of one window never
+//! sharing a speaker; an unmatched local speaker with enough clean speech opens a new speaker, and
+//! every confident assignment refines that speaker's voiceprint. Per frame, activity is
+//! aggregated over every window that covers it, weighted towards windows that see the frame near
+//! their centre; once no further window can cover a frame (or the configured latency has passed)
+//! it is final, and the speakers reported for it never change.
+//!
+//! The caller runs the models: it hands in each window's local activity and the embedding
+//! backbone's frame features, and pools features into embeddings through a closure.
+
+use std::collections::VecDeque;
+
+use crate::activity::LocalActivity;
+use crate::assignment::max_weight_matching;
+use crate::cluster::dot;
+use crate::reconstruct::FrameGrid;
+
+/// Settings of an online diarizer, in frames of the segmentation grid unless said otherwise.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnlineParams {
+    /// The segmentation model's frame grid.
+    pub grid: FrameGrid,
+    /// The embedding backbone's feature-frame grid (relative to each window's first sample).
+    pub feature_grid: FrameGrid,
+    /// Values per backbone feature frame.
+    pub feature_dim: usize,
+    /// Frames per window.
+    pub window_frames: usize,
+    /// Frames between window starts.
+    pub hop_frames: usize,
+    /// Frames of a window that stay tentative after it is processed (between `hop_frames`, when
+    /// every frame is final as soon as one window saw it, and `window_frames`, when a frame is
+    /// final once the last window covering it is done).
+    pub tentative_frames: usize,
+    /// A local speaker joins the closest free speaker when their cosine distance is below this.
+    pub match_threshold: f32,
+    /// Clean frames an unmatched local speaker needs to open a new speaker.
+    pub new_speaker_frames: usize,
+    /// Clean frames a matched local speaker needs to refine its speaker's voiceprint.
+    pub update_frames: usize,
+    /// Active frames a local speaker needs to be considered at all.
+    pub min_active_frames: usize,
+    /// Most global speakers (`None`: no bound).
+    pub max_speakers: Option<usize>,
+}
+
+/// One processed window.
+#[derive(Debug, Clone, Copy)]
+pub struct WindowObservation<'a> {
+    /// Stream sample of the window's first sample (a multiple of the frame step).
+    pub start: usize,
+    /// Hard local activity, `params.window_frames` frames.
+    pub activity: &'a LocalActivity,
+    /// Frames holding real audio (fewer than `window_frames` for a zero-padded last window).
+    pub valid_frames: usize,
+    /// Backbone features of the window, `[frames, dimension]` row-major.
+    pub features: &'a [f32],
+}
+
+/// Pools a window's features: `(features [frames, dim], weights [speakers, frames], speakers)`
+/// to one embedding per speaker.
+pub trait Pooler<E>: FnMut(&[f32], &[f32], usize) -> Result<Vec<Vec<f32>>, E> {}
+impl<E, F: FnMut(&[f32], &[f32], usize) -> Result<Vec<Vec<f32>>, E>> Pooler<E> for F {}
+
+/// What a turn event says about a turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TurnStatus {
+    /// The speaker started talking at `start`.
+    Started,
+    /// The turn is still going on; it is final up to `end`.
+    Updated,
+    /// The turn is over.
+    Ended,
+}
+
+/// A final event about one speaker's turn, in stream samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TurnEvent {
+    /// What happened.
+    pub status: TurnStatus,
+    /// Global speaker.
+    pub speaker: usize,
+    /// First sample of the turn.
+    pub start: usize,
+    /// One past the last final sample of the turn.
+    pub end: usize,
+}
+
+/// A provisional turn in the stretch that is not final yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TentativeTurn {
+    /// Global speaker.
+    pub speaker: usize,
+    /// First sample.
+    pub start: usize,
+    /// One past the last sample.
+    pub end: usize,
+}
+
+/// A global speaker of the stream.
+#[derive(Debug, Clone)]
+pub struct Speaker {
+    /// Name of an enrolled speaker, `None` for one found in the stream.
+    pub name: Option<String>,
+    /// Sum of the embeddings assigned to it (its direction is the voiceprint).
+    sum: Vec<f32>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct FrameAcc {
+    /// Sum of window weights.
+    weight: f32,
+    /// Weighted sum of local speaker counts.
+    count: f32,
+    /// (speaker, weighted activity)
+    speakers: Vec<(usize, f32)>,
+}
+
+/// Online diarizer of one stream. See the module documentation.
+#[derive(Debug)]
+pub struct OnlineDiarizer {
+    p: OnlineParams,
+    speakers: Vec<Speaker>,
+    /// Aggregated activity of the frames from `frontier` on.
+    buffer: VecDeque<FrameAcc>,
+    /// First frame that is not final.
+    frontier: usize,
+    /// Open final turn per speaker: its start sample.
+    open: Vec<Option<usize>>,
+    /// Weight of a window's frame by its position (a Hann-like taper that never reaches 0).
+    taper: Vec<f32>,
+    embeddings: usize,
+    /// Stream length once finished.
+    finished: Option<usize>,
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let n = (dot(a, a) * dot(b, b)).sqrt();
+    if n > 0.0 && n.is_finite() {
+        dot(a, b) / n
+    } else {
+        -1.0
+    }
+}
+
+fn normalised(v: &[f32]) -> Vec<f32> {
+    let n = dot(v, v).sqrt();
+    if n > 0.0 && n.is_finite() {
+        v.iter().map(|x| x / n).collect()
+    } else {
+        vec![0.0; v.len()]
+    }
+}
+
+impl OnlineDiarizer {
+    /// A diarizer with no speakers yet.
+    pub fn new(params: OnlineParams) -> Self {
+        let n = params.window_frames.max(1);
+        let taper = (0..n)
+            .map(|f| {
+                let x = (f as f32 + 0.5) / n as f32;
+                0.1 + 0.9 * (std::f32::consts::PI * x).sin().powi(2)
+            })
+            .collect();
+        Self {
+            p: params,
+            speakers: Vec::new(),
+            buffer: VecDeque::new(),
+            frontier: 0,
+            open: Vec::new(),
+            taper,
+            embeddings: 0,
+            finished: None,
+        }
+    }
+
+    /// Adds an enrolled speaker with its voiceprint; returns its index. Local speakers that match
+    /// it are reported as this speaker.
+    pub fn enroll(&mut self, name: &str, voiceprint: &[f32]) -> usize {
+        // An enrolled voiceprint weighs as much as 20 window embeddings heard in the stream.
+        let sum = normalised(voiceprint).iter().map(|x| 20.0 * x).collect();
+        self.speakers.push(Speaker {
+            name: Some(name.to_string()),
+            sum,
+        });
+        self.open.push(None);
+        self.speakers.len() - 1
+    }
+
+    /// Names of the global speakers so far (`None` for speakers found in the stream).
+    pub fn speaker_names(&self) -> Vec<Option<String>> {
+        self.speakers.iter().map(|s| s.name.clone()).collect()
+    }
+
+    /// Embeddings computed so far.
+    pub fn embeddings(&self) -> usize {
+        self.embeddings
+    }
+
+    /// First sample that is not final yet.
+    pub fn final_samples(&self) -> usize {
+        self.finished
+            .unwrap_or_else(|| self.frame_start(self.frontier))
+    }
+
+    fn frame_start(&self, g: usize) -> usize {
+        if g == 0 {
+            0
+        } else {
+            let step = self.p.grid.step;
+            g * step + self.p.grid.length / 2 - step / 2
+        }
+    }
+
+    /// Takes in one window (windows must come in order, `hop_frames` apart) and returns the turn
+    /// events of the frames that became final.
+    pub fn push_window<E>(
+        &mut self,
+        obs: &WindowObservation,
+        pool: &mut impl Pooler<E>,
+    ) -> Result<Vec<TurnEvent>, E> {
+        let first = obs.start / self.p.grid.step;
+        let valid = obs.valid_frames.min(obs.activity.frames);
+        let labels = self.assign(obs, valid, pool)?;
+        self.aggregate(first, obs.activity, valid, &labels);
+        let tentative = self
+            .p
+            .tentative_frames
+            .clamp(self.p.hop_frames, self.p.window_frames);
+        let upto = (first + self.p.window_frames + self.p.hop_frames)
+            .saturating_sub(tentative)
+            .min(first + valid);
+        let mut events = Vec::new();
+        self.finalise(upto, None, &mut events);
+        Ok(events)
+    }
+
+    /// Finalises everything left at the end of a stream of `total_samples` samples and closes
+    /// every open turn there.
+    pub fn finish(&mut self, total_samples: usize) -> Vec<TurnEvent> {
+        let frames = self.p.grid.frames_covering(total_samples);
+        let mut events = Vec::new();
+        self.finalise(frames, Some(total_samples), &mut events);
+        for (s, open) in self.open.iter_mut().enumerate() {
+            if let Some(start) = open.take() {
+                events.push(TurnEvent {
+                    status: TurnStatus::Ended,
+                    speaker: s,
+                    start,
+                    end: total_samples,
+                });
+            }
+        }
+        self.buffer.clear();
+        self.finished = Some(total_samples);
+        events
+    }
+
+    /// Global speaker of each local speaker of the window.
+    fn assign<E>(
+        &mut self,
+        obs: &WindowObservation,
+        valid: usize,
+        pool: &mut impl Pooler<E>,
+    ) -> Result<Vec<Option<usize>>, E> {
+        let act = obs.activity;
+        let k = act.speakers;
+        let mut labels = vec![None; k];
+        let active: Vec<usize> = (0..k)
+            .map(|s| (0..valid).filter(|&f| act.is_active(f, s)).count())
+            .collect();
+        let clean: Vec<usize> = (0..k)
+            .map(|s| {
+                (0..valid)
+                    .filter(|&f| act.is_active(f, s) && act.count(f) == 1)
+                    .count()
+            })
+            .collect();
+        let candidates: Vec<usize> = (0..k)
+            .filter(|&s| active[s] >= self.p.min_active_frames.max(1))
+            .collect();
+        if candidates.is_empty() {
+            return Ok(labels);
+        }
+        // Weights on the backbone frames: where the speaker is alone, or where it is active when
+        // it is never alone.
+        let fg = self.p.feature_grid;
+        let g = self.p.grid;
+        let frames = obs
+            .features
+            .len()
+            .checked_div(self.p.feature_dim)
+            .unwrap_or(0);
+        if frames == 0 {
+            return Ok(labels);
+        }
+        let mut weights = vec![0f32; candidates.len() * frames];
+        for (i, &s) in candidates.iter().enumerate() {
+            let alone = clean[s] > 0;
+            for r in 0..frames {
+                let centre = r * fg.step + fg.length / 2;
+                let f = ((centre as f64 - (g.length / 2) as f64) / g.step as f64)
+                    .round()
+                    .max(0.0) as usize;
+                if f < valid && act.is_active(f, s) && (!alone || act.count(f) == 1) {
+                    weights[i * frames + r] = 1.0;
+                }
+            }
+        }
+        let embeddings = pool(obs.features, &weights, candidates.len())?;
+        self.embeddings += candidates.len();
+        let scores: Vec<Vec<f64>> = candidates
+            .iter()
+            .enumerate()
+            .map(|(i, _)| {
+                self.speakers
+                    .iter()
+                    .map(|sp| cosine(&embeddings[i], &sp.sum) as f64)
+                    .collect()
+            })
+            .collect();
+        let matched = if self.speakers.is_empty() {
+            vec![None; candidates.len()]
+        } else {
+            max_weight_matching(&scores)
+        };
+        let mut used = vec![false; self.speakers.len()];
+        let mut unmatched = Vec::new();
+        for (i, &s) in candidates.iter().enumerate() {
+            match matched[i] {
+                Some(j) if 1.0 - scores[i][j] < self.p.match_threshold as f64 => {
+                    labels[s] = Some(j);
+                    used[j] = true;
+                    if clean[s] >= self.p.update_frames {
+                        let e = normalised(&embeddings[i]);
+                        self.speakers[j]
+                            .sum
+                            .iter_mut()
+                            .zip(&e)
+                            .for_each(|(a, b)| *a += b);
+                    }
+                }
+                _ => unmatched.push(i),
+            }
+        }
+        // Longest first: a voice with enough clean speech opens a new speaker; shorter ones join
+        // the closest speaker not already in this window.
+        unmatched.sort_by_key(|&i| std::cmp::Reverse(clean[candidates[i]]));
+        for i in unmatched {
+            let s = candidates[i];
+            let room = self.p.max_speakers.is_none_or(|m| self.speakers.len() < m);
+            if clean[s] >= self.p.new_speaker_frames && room {
+                self.speakers.push(Speaker {
+                    name: None,
+                    sum: normalised(&embeddings[i]),
+                });
+                self.open.push(None);
+                used.push(true);
+                labels[s] = Some(self.speakers.len() - 1);
+            } else if let Some(j) = (0..scores[i].len())
+                .filter(|&j| !used[j])
+                .max_by(|&a, &b| scores[i][a].total_cmp(&scores[i][b]))
+            {
+                used[j] = true;
+                labels[s] = Some(j);
+            }
+        }
+        Ok(labels)
+    }
+
+    fn aggregate(
+        &mut self,
+        first: usize,
+        act: &LocalActivity,
+        valid: usize,
+        labels: &[Option<usize>],
+    ) {
+        for f in 0..valid {
+            let g = first + f;
+            if g < self.frontier {
+                continue;
+            }
+            let i = g - self.frontier;
+            if self.buffer.len() <= i {
+                self.buffer.resize(i + 1, FrameAcc::default());
+            }
+            let w = self.taper[f.min(self.taper.len() - 1)];
+            let acc = &mut self.buffer[i];
+            acc.weight += w;
+            acc.count += w * act.count(f) as f32;
+            for (s, label) in labels.iter().enumerate() {
+                if let Some(l) = *label
+                    && act.is_active(f, s)
+                {
+                    match acc.speakers.iter_mut().find(|(x, _)| *x == l) {
+                        Some((_, v)) => *v += w,
+                        None => acc.speakers.push((l, w)),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Speakers of one frame: the `count` speakers with the most weighted activity.
+    fn frame_speakers(acc: &FrameAcc) -> Vec<usize> {
+        if acc.weight <= 0.0 {
+            return Vec::new();
+        }
+        let count = (acc.count / acc.weight).round() as usize;
+        let mut order = acc.speakers.clone();
+        order.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        order.into_iter().take(count).map(|(s, _)| s).collect()
+    }
+
+    fn finalise(&mut self, upto: usize, total: Option<usize>, events: &mut Vec<TurnEvent>) {
+        if upto <= self.frontier {
+            return;
+        }
+        let n = (upto - self.frontier).min(self.buffer.len());
+        self.open.resize(self.speakers.len(), None);
+        let mut extended = vec![false; self.speakers.len()];
+        for i in 0..(upto - self.frontier) {
+            let g = self.frontier + i;
+            let active = self
+                .buffer
+                .get(i)
+                .map(Self::frame_speakers)
+                .unwrap_or_default();
+            let start = self.frame_start(g);
+            let next = match total {
+                Some(t) if g + 1 >= upto => t,
+                _ => self.frame_start(g + 1),
+            };
+            for (s, ext) in extended.iter_mut().enumerate() {
+                match (self.open[s], active.contains(&s)) {
+                    (None, true) => {
+                        self.open[s] = Some(start);
+                        events.push(TurnEvent {
+                            status: TurnStatus::Started,
+                            speaker: s,
+                            start,
+                            end: next,
+                        });
+                    }
+                    (Some(begin), false) => {
+                        self.open[s] = None;
+                        *ext = false;
+                        events.push(TurnEvent {
+                            status: TurnStatus::Ended,
+                            speaker: s,
+                            start: begin,
+                            end: start,
+                        });
+                    }
+                    (Some(_), true) => *ext = true,
+                    (None, false) => {}
+                }
+            }
+        }
+        let end = match total {
+            Some(t) => t,
+            None => self.frame_start(upto),
+        };
+        for (s, ext) in extended.iter().enumerate() {
+            if *ext && let Some(start) = self.open[s] {
+                events.push(TurnEvent {
+                    status: TurnStatus::Updated,
+                    speaker: s,
+                    start,
+                    end,
+                });
+            }
+        }
+        self.buffer.drain(..n);
+        self.frontier = upto;
+    }
+
+    /// The provisional turns of the stretch that is not final yet, up to `end_samples`.
+    pub fn tentative(&self, end_samples: usize) -> Vec<TentativeTurn> {
+        let mut out: Vec<TentativeTurn> = Vec::new();
+        let mut open: Vec<(usize, usize)> = Vec::new();
+        for (i, acc) in self.buffer.iter().enumerate() {
+            let start = self.frame_start(self.frontier + i).min(end_samples);
+            let active = Self::frame_speakers(acc);
+            open.retain(|&(s, begin)| {
+                let keep = active.contains(&s);
+                if !keep {
+                    out.push(TentativeTurn {
+                        speaker: s,
+                        start: begin,
+                        end: start,
+                    });
+                }
+                keep
+            });
+            for s in active {
+                if !open.iter().any(|o| o.0 == s) {
+                    open.push((s, start));
+                }
+            }
+        }
+        let end = self
+            .frame_start(self.frontier + self.buffer.len())
+            .min(end_samples);
+        out.extend(open.into_iter().map(|(s, begin)| TentativeTurn {
+            speaker: s,
+            start: begin,
+            end,
+        }));
+        out.retain(|t| t.start < t.end);
+        out.sort_by_key(|t| (t.start, t.speaker));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params() -> OnlineParams {
+        OnlineParams {
+            grid: FrameGrid {
+                step: 10,
+                length: 10,
+            },
+            feature_grid: FrameGrid {
+                step: 10,
+                length: 10,
+            },
+            feature_dim: 2,
+            window_frames: 6,
+            hop_frames: 2,
+            tentative_frames: 6,
+            match_threshold: 0.3,
+            new_speaker_frames: 2,
+            update_frames: 1,
+            min_active_frames: 1,
+            max_speakers: None,
+        }
+    }
+
+    /// A window where `who[f]` is the local slot speaking in frame f (or none), with features
+    /// that carry each frame's true voice as a 2-d direction.
+    fn window(who: &[Option<usize>], voice: &[[f32; 2]]) -> (LocalActivity, Vec<f32>) {
+        let mut active = vec![0u8; who.len() * 2];
+        let mut features = Vec::new();
+        for (f, w) in who.iter().enumerate() {
+            if let Some(s) = w {
+                active[f * 2 + s] = 1;
+            }
+            features.extend(voice[f]);
+        }
+        (
+            LocalActivity {
+                frames: who.len(),
+                speakers: 2,
+                active,
+            },
+            features,
+        )
+    }
+
+    /// Weighted mean of the 2-d features per speaker.
+    fn mean(features: &[f32], weights: &[f32], speakers: usize) -> Result<Vec<Vec<f32>>, ()> {
+        let frames = features.len() / 2;
+        Ok((0..speakers)
+            .map(|s| {
+                let mut m = vec![0f32; 2];
+                for (r, row) in features.chunks(2).enumerate() {
+                    let w = weights[s * frames + r];
+                    m[0] += w * row[0];
+                    m[1] += w * row[1];
+                }
+                m
+            })
+            .collect())
+    }
+
+    /// Two voices alternating in 4-frame turns: A = (1,0), B = (0,1). Each window labels its
+    /// voices in order of appearance, so local slots swap meaning between windows.
+    #[test]
+    fn alternating_voices_get_two_stable_speakers() {
+        let truth = |g: usize| (g / 4) % 2; // 0 = A, 1 = B
+        let voice = |v: usize| if v == 0 { [1.0, 0.0] } else { [0.0, 1.0] };
+        let mut d = OnlineDiarizer::new(params());
+        let mut events = Vec::new();
+        let total_frames = 40;
+        for w in 0..((total_frames - 6) / 2 + 1) {
+            let first = w * 2;
+            let frames: Vec<usize> = (first..first + 6).collect();
+            let mut order: Vec<usize> = Vec::new();
+            let who: Vec<Option<usize>> = frames
+                .iter()
+                .map(|&g| {
+                    let v = truth(g);
+                    if !order.contains(&v) {
+                        order.push(v);
+                    }
+                    Some(order.iter().position(|&o| o == v).unwrap())
+                })
+                .collect();
+            let voices: Vec<[f32; 2]> = frames.iter().map(|&g| voice(truth(g))).collect();
+            let (act, feats) = window(&who, &voices);
+            let obs = WindowObservation {
+                start: first * 10,
+                activity: &act,
+                valid_frames: 6,
+                features: &feats,
+            };
+            events.extend(d.push_window(&obs, &mut mean).unwrap());
+        }
+        events.extend(d.finish(total_frames * 10));
+        assert_eq!(d.speaker_names().len(), 2);
+        // Every ended turn has one true voice throughout, and each voice keeps one speaker.
+        let mut speaker_of = [None, None];
+        let ended: Vec<&TurnEvent> = events
+            .iter()
+            .filter(|e| e.status == TurnStatus::Ended)
+            .collect();
+        assert!(ended.len() >= 9, "{ended:?}");
+        for e in ended {
+            let mid = (e.start + e.end) / 2 / 10;
+            let v = truth(mid);
+            assert_eq!(*speaker_of[v].get_or_insert(e.speaker), e.speaker, "{e:?}");
+        }
+        assert_ne!(speaker_of[0], speaker_of[1]);
+    }
+
+    #[test]
+    fn enrolled_speaker_is_recognised() {
+        let mut d = OnlineDiarizer::new(params());
+        let bob = d.enroll("bob", &[0.0, 2.0]);
+        let who = vec![Some(0); 6];
+        let (act, feats) = window(&who, &[[0.1, 1.0]; 6]);
+        let obs = WindowObservation {
+            start: 0,
+            activity: &act,
+            valid_frames: 6,
+            features: &feats,
+        };
+        let mut events = d.push_window(&obs, &mut mean).unwrap();
+        events.extend(d.finish(60));
+        assert_eq!(d.speaker_names(), [Some("bob".to_string())]);
+        assert!(events.iter().all(|e| e.speaker == bob));
+        let last = events.last().unwrap();
+        assert_eq!(
+            (last.status, last.start, last.end),
+            (TurnStatus::Ended, 0, 60)
+        );
+    }
+
+    #[test]
+    fn silence_gives_no_turns_and_everything_becomes_final() {
+        let mut d = OnlineDiarizer::new(params());
+        let (act, feats) = window(&[None; 6], &[[0.0, 0.0]; 6]);
+        for w in 0..3 {
+            let obs = WindowObservation {
+                start: w * 20,
+                activity: &act,
+                valid_frames: 6,
+                features: &feats,
+            };
+            assert!(d.push_window(&obs, &mut mean).unwrap().is_empty());
+        }
+        assert!(d.finish(100).is_empty());
+        assert_eq!(d.final_samples(), 100);
+        assert!(d.tentative(100).is_empty());
+    }
+}

@@ -1,0 +1,400 @@
+//! Shared inference for every stream: a fixed pool of workers, each with its own model sessions,
+//! fed by one batcher that groups windows from many streams into one model run.
+//!
+//! The batcher is a background thread that owns the whole queue state: streams send it jobs over
+//! a channel, workers tell it when they are idle, and it hands an idle worker up to `max_batch`
+//! windows once the batch is full or its oldest window has waited `max_wait`. Jobs of streams
+//! that have gone are dropped before they run. One intra-op thread per run and parallelism
+//! across workers is the default (measured faster on small CPUs than threaded single runs).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::offline::Models;
+use crate::stats::{Stage, Stats};
+use crate::{Config, EngineError};
+
+/// Segmentation scores and backbone features of one window.
+#[derive(Debug)]
+pub struct WindowOutput {
+    /// `[frames, classes]` segmentation scores.
+    pub scores: Vec<f32>,
+    /// Segmentation frames.
+    pub frames: usize,
+    /// Scores per frame.
+    pub classes: usize,
+    /// `[feature_frames, dimension]` backbone features.
+    pub features: Vec<f32>,
+}
+
+/// The answer to a window job: its sequence number and output.
+pub type WindowReply = (u64, Result<WindowOutput, String>);
+
+enum Job {
+    Window {
+        seq: u64,
+        audio: Vec<f32>,
+        reply: Sender<WindowReply>,
+        cancelled: Arc<AtomicBool>,
+        queued: Instant,
+    },
+    Embed {
+        features: Vec<f32>,
+        dimension: usize,
+        weights: Vec<f32>,
+        speakers: usize,
+        reply: Sender<Result<Vec<Vec<f32>>, String>>,
+        queued: Instant,
+    },
+}
+
+enum Msg {
+    Submit(Job),
+    Idle(usize),
+    Stop,
+}
+
+/// Handle on the pool; cheap to clone, one per stream.
+#[derive(Clone)]
+pub struct PoolClient {
+    tx: Sender<Msg>,
+}
+
+/// Geometry of the loaded models that streams need.
+#[derive(Debug, Clone)]
+pub struct ModelInfo {
+    /// Segmentation frame step and length, samples.
+    pub frame_step: usize,
+    /// Samples one segmentation frame covers.
+    pub frame_length: usize,
+    /// Powerset classes or multilabel speakers of the segmentation output.
+    pub kind: diarist_core::activity::ScoreKind,
+    /// Local speakers per window.
+    pub speakers: usize,
+    /// Backbone feature step and length, samples.
+    pub feature_step: usize,
+    /// Samples one backbone feature frame covers.
+    pub feature_length: usize,
+    /// Values per backbone feature frame.
+    pub feature_dim: usize,
+    /// Smallest window the segmentation model takes.
+    pub min_samples: usize,
+}
+
+/// The worker pool and its batcher.
+pub struct InferencePool {
+    client: PoolClient,
+    info: ModelInfo,
+    batcher: Option<JoinHandle<()>>,
+    workers: Vec<JoinHandle<()>>,
+    /// Per-stage latency histograms shared with the streams.
+    pub stats: Arc<Stats>,
+}
+
+impl InferencePool {
+    /// Loads the models once per worker and starts the batcher. `window` is the length, in
+    /// samples, of every window the streams will send.
+    pub fn start(config: &Config, workers: usize, window: usize) -> Result<Self, EngineError> {
+        let stats = Arc::new(Stats::default());
+        let (tx, rx) = mpsc::channel::<Msg>();
+        let mut handles = Vec::new();
+        let mut senders = Vec::new();
+        let mut info = None;
+        for w in 0..workers.max(1) {
+            let mut models = Models::load(config)?;
+            if models.embedding.feature_geometry().is_none() {
+                return Err(EngineError::Config(
+                    "streaming needs an embedding model shipped split into backbone and pooling"
+                        .into(),
+                ));
+            }
+            if info.is_none() {
+                info = Some(model_info(&mut models, config)?);
+            }
+            let (wtx, wrx) = mpsc::channel::<Vec<Job>>();
+            senders.push(wtx);
+            let idle = tx.clone();
+            let stats = stats.clone();
+            handles.push(
+                std::thread::Builder::new()
+                    .name(format!("diarist-worker-{w}"))
+                    .spawn(move || work(w, models, window, wrx, idle, stats))
+                    .map_err(|e| EngineError::Config(format!("cannot start a worker: {e}")))?,
+            );
+        }
+        let max_batch = config.streaming.max_batch.max(1);
+        let max_wait = Duration::from_millis(config.streaming.max_wait_ms);
+        let bstats = stats.clone();
+        let batcher = std::thread::Builder::new()
+            .name("diarist-batcher".into())
+            .spawn(move || batch(rx, senders, max_batch, max_wait, bstats))
+            .map_err(|e| EngineError::Config(format!("cannot start the batcher: {e}")))?;
+        Ok(Self {
+            client: PoolClient { tx },
+            info: info.expect("at least one worker"),
+            batcher: Some(batcher),
+            workers: handles,
+            stats,
+        })
+    }
+
+    /// A handle for a stream.
+    pub fn client(&self) -> PoolClient {
+        self.client.clone()
+    }
+
+    /// Geometry of the models.
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+}
+
+impl Drop for InferencePool {
+    fn drop(&mut self) {
+        let _ = self.client.tx.send(Msg::Stop);
+        if let Some(b) = self.batcher.take() {
+            let _ = b.join();
+        }
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+fn model_info(models: &mut Models, config: &Config) -> Result<ModelInfo, EngineError> {
+    let spec = models.segmentation.spec();
+    let out = &spec.manifest.output;
+    let kind = match out.kind {
+        diarist_models::OutputKind::Powerset => diarist_core::activity::ScoreKind::Powerset {
+            classes: out.classes.clone().unwrap_or_default(),
+        },
+        diarist_models::OutputKind::Multilabel => diarist_core::activity::ScoreKind::Multilabel {
+            threshold: config.offline.multilabel_threshold,
+            logits: out.activation == diarist_models::Activation::Logits,
+        },
+        diarist_models::OutputKind::Embedding => {
+            return Err(EngineError::Config(
+                "the segmentation model has an embedding output".into(),
+            ));
+        }
+    };
+    let fg = models
+        .embedding
+        .feature_geometry()
+        .expect("checked by the caller");
+    let features = models.embedding.features(&vec![0.0; 16_000])?;
+    Ok(ModelInfo {
+        frame_step: spec.frames().step,
+        frame_length: spec.frames().length,
+        kind,
+        speakers: out.max_speakers.unwrap_or(0),
+        feature_step: fg.step,
+        feature_length: fg.length,
+        feature_dim: features.dimension,
+        min_samples: spec.manifest.input.min_samples,
+    })
+}
+
+impl PoolClient {
+    /// Queues a window for segmentation and backbone features; the answer goes to `reply`.
+    pub fn submit_window(
+        &self,
+        seq: u64,
+        audio: Vec<f32>,
+        reply: Sender<WindowReply>,
+        cancelled: Arc<AtomicBool>,
+    ) -> Result<(), EngineError> {
+        self.tx
+            .send(Msg::Submit(Job::Window {
+                seq,
+                audio,
+                reply,
+                cancelled,
+                queued: Instant::now(),
+            }))
+            .map_err(|_| EngineError::ModelsUnavailable("the inference pool has stopped".into()))
+    }
+
+    /// Pools `[frames, dimension]` backbone features with `[speakers, frames]` weights into one
+    /// embedding per speaker (blocking).
+    pub fn embed(
+        &self,
+        features: Vec<f32>,
+        dimension: usize,
+        weights: Vec<f32>,
+        speakers: usize,
+    ) -> Result<Vec<Vec<f32>>, EngineError> {
+        let (tx, rx) = mpsc::channel();
+        let gone = || EngineError::ModelsUnavailable("the inference pool has stopped".into());
+        self.tx
+            .send(Msg::Submit(Job::Embed {
+                features,
+                dimension,
+                weights,
+                speakers,
+                reply: tx,
+                queued: Instant::now(),
+            }))
+            .map_err(|_| gone())?;
+        rx.recv()
+            .map_err(|_| gone())?
+            .map_err(EngineError::ModelsUnavailable)
+    }
+}
+
+/// The batcher: owns the queue and the list of idle workers.
+fn batch(
+    rx: Receiver<Msg>,
+    workers: Vec<Sender<Vec<Job>>>,
+    max_batch: usize,
+    max_wait: Duration,
+    stats: Arc<Stats>,
+) {
+    let mut queue: VecDeque<Job> = VecDeque::new();
+    let mut idle: Vec<usize> = (0..workers.len()).collect();
+    loop {
+        let timeout = match queue.iter().find_map(|j| match j {
+            Job::Window { queued, .. } => Some(*queued),
+            Job::Embed { .. } => None,
+        }) {
+            Some(oldest) => (oldest + max_wait).saturating_duration_since(Instant::now()),
+            None => Duration::from_secs(3600),
+        };
+        match rx.recv_timeout(timeout) {
+            Ok(Msg::Submit(job)) => queue.push_back(job),
+            Ok(Msg::Idle(w)) => idle.push(w),
+            Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        // Drain whatever else is waiting without blocking.
+        loop {
+            match rx.try_recv() {
+                Ok(Msg::Submit(job)) => queue.push_back(job),
+                Ok(Msg::Idle(w)) => idle.push(w),
+                Ok(Msg::Stop) => return,
+                Err(_) => break,
+            }
+        }
+        queue.retain(|j| match j {
+            Job::Window { cancelled, .. } => !cancelled.load(Ordering::Relaxed),
+            Job::Embed { .. } => true,
+        });
+        stats.record(Stage::QueueDepth, queue.len() as u64);
+        while let Some(&w) = idle.last() {
+            // Embedding requests are small and block a stream: they go first, alone.
+            if let Some(i) = queue.iter().position(|j| matches!(j, Job::Embed { .. })) {
+                let job = queue.remove(i).expect("index from position");
+                idle.pop();
+                let _ = workers[w].send(vec![job]);
+                continue;
+            }
+            let ready = match queue.front() {
+                Some(Job::Window { queued, .. }) => {
+                    queue.len() >= max_batch || queued.elapsed() >= max_wait
+                }
+                _ => false,
+            };
+            if !ready {
+                break;
+            }
+            idle.pop();
+            let n = queue.len().min(max_batch);
+            let jobs: Vec<Job> = queue.drain(..n).collect();
+            stats.record(Stage::BatchSize, jobs.len() as u64);
+            let _ = workers[w].send(jobs);
+        }
+    }
+}
+
+/// A worker: runs whatever batches the batcher hands it.
+fn work(
+    id: usize,
+    mut models: Models,
+    window: usize,
+    rx: Receiver<Vec<Job>>,
+    idle: Sender<Msg>,
+    stats: Arc<Stats>,
+) {
+    let mut audio: Vec<f32> = Vec::new();
+    while let Ok(jobs) = rx.recv() {
+        let mut windows = Vec::new();
+        for job in jobs {
+            match job {
+                Job::Embed {
+                    features,
+                    dimension,
+                    weights,
+                    speakers,
+                    reply,
+                    queued,
+                } => {
+                    stats.record_duration(Stage::QueueWait, queued.elapsed());
+                    let t = Instant::now();
+                    let r = models
+                        .embedding
+                        .pool(&features, dimension, &weights, speakers)
+                        .map(|e| (0..speakers).map(|s| e.get(0, s).to_vec()).collect())
+                        .map_err(|e| e.to_string());
+                    stats.record_duration(Stage::Pooling, t.elapsed());
+                    let _ = reply.send(r);
+                }
+                Job::Window {
+                    seq,
+                    audio: a,
+                    reply,
+                    queued,
+                    ..
+                } => {
+                    stats.record_duration(Stage::QueueWait, queued.elapsed());
+                    windows.push((seq, a, reply));
+                }
+            }
+        }
+        if !windows.is_empty() {
+            audio.clear();
+            for (_, a, _) in &windows {
+                audio.extend_from_slice(a);
+            }
+            let n = windows.len() as u32;
+            let t = Instant::now();
+            let scores = models.segmentation.run(&audio, window);
+            let seg = t.elapsed();
+            let t = Instant::now();
+            let features = models.embedding.features_batch(&audio, window);
+            let emb = t.elapsed();
+            // Per-window cost: a batch's time shared by its windows.
+            for _ in 0..n {
+                stats.record_duration(Stage::Segmentation, seg / n);
+                stats.record_duration(Stage::Embedding, emb / n);
+            }
+            match (scores, features) {
+                (Ok(scores), Ok(features)) => {
+                    for (i, ((seq, _, reply), f)) in windows.into_iter().zip(features).enumerate() {
+                        let _ = reply.send((
+                            seq,
+                            Ok(WindowOutput {
+                                scores: scores.window(i).to_vec(),
+                                frames: scores.frames,
+                                classes: scores.classes,
+                                features: f.data,
+                            }),
+                        ));
+                    }
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    let e = e.to_string();
+                    for (seq, _, reply) in windows {
+                        let _ = reply.send((seq, Err(e.clone())));
+                    }
+                }
+            }
+        }
+        if idle.send(Msg::Idle(id)).is_err() {
+            break;
+        }
+    }
+}

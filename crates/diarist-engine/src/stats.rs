@@ -1,0 +1,130 @@
+//! Latency histograms (hdrhistogram) for every stage of streaming diarization.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// A measured stage (or, for the last two, a count).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Time a job waited in the batcher's queue, µs.
+    QueueWait,
+    /// Segmentation run time per window, µs.
+    Segmentation,
+    /// Embedding backbone run time per window, µs.
+    Embedding,
+    /// Pooling one voice's features into an embedding, µs.
+    Pooling,
+    /// Online clustering and event generation per window, µs.
+    Clustering,
+    /// From a sample's arrival to its final label, µs.
+    EndToEnd,
+    /// Windows per model run.
+    BatchSize,
+    /// Jobs waiting in the batcher's queue.
+    QueueDepth,
+}
+
+const STAGES: [(Stage, &str, &str); 8] = [
+    (Stage::QueueWait, "queue wait", "ms"),
+    (Stage::Segmentation, "segmentation", "ms"),
+    (Stage::Embedding, "embedding", "ms"),
+    (Stage::Pooling, "pooling", "ms"),
+    (Stage::Clustering, "clustering", "ms"),
+    (Stage::EndToEnd, "end to end", "ms"),
+    (Stage::BatchSize, "batch size", "windows"),
+    (Stage::QueueDepth, "queue depth", "jobs"),
+];
+
+/// Percentiles of one stage.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageSummary {
+    /// Stage name.
+    pub stage: &'static str,
+    /// Unit of the values.
+    pub unit: &'static str,
+    /// Values recorded.
+    pub count: u64,
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest value.
+    pub max: f64,
+}
+
+/// Histograms of all stages, shared by the workers and the streams.
+pub struct Stats {
+    histograms: Mutex<Vec<Histogram<u64>>>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        let h = || Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds");
+        Self {
+            histograms: Mutex::new(STAGES.iter().map(|_| h()).collect()),
+        }
+    }
+}
+
+fn index(stage: Stage) -> usize {
+    STAGES
+        .iter()
+        .position(|(s, _, _)| *s == stage)
+        .expect("every stage is listed")
+}
+
+impl Stats {
+    /// Records a value of `stage` (µs for times).
+    pub fn record(&self, stage: Stage, value: u64) {
+        let mut h = self.histograms.lock().unwrap_or_else(|e| e.into_inner());
+        h[index(stage)].saturating_record(value.max(1));
+    }
+
+    /// Records a duration of `stage`.
+    pub fn record_duration(&self, stage: Stage, d: Duration) {
+        self.record(stage, d.as_micros().min(u64::MAX as u128) as u64);
+    }
+
+    /// Records many values of `stage` under one lock.
+    pub fn record_many(&self, stage: Stage, values: impl IntoIterator<Item = u64>) {
+        let mut h = self.histograms.lock().unwrap_or_else(|e| e.into_inner());
+        let h = &mut h[index(stage)];
+        for v in values {
+            h.saturating_record(v.max(1));
+        }
+    }
+
+    /// Percentiles of every stage that recorded something.
+    pub fn summary(&self) -> Vec<StageSummary> {
+        let h = self.histograms.lock().unwrap_or_else(|e| e.into_inner());
+        STAGES
+            .iter()
+            .zip(h.iter())
+            .filter(|(_, h)| !h.is_empty())
+            .map(|((_, name, unit), h)| {
+                let scale = if *unit == "ms" { 1000.0 } else { 1.0 };
+                let q = |p: f64| h.value_at_quantile(p) as f64 / scale;
+                StageSummary {
+                    stage: name,
+                    unit,
+                    count: h.len(),
+                    p50: q(0.5),
+                    p95: q(0.95),
+                    p99: q(0.99),
+                    max: h.max() as f64 / scale,
+                }
+            })
+            .collect()
+    }
+
+    /// Clears every histogram.
+    pub fn reset(&self) {
+        let mut h = self.histograms.lock().unwrap_or_else(|e| e.into_inner());
+        h.iter_mut().for_each(Histogram::reset);
+    }
+}

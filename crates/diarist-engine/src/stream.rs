@@ -1,0 +1,546 @@
+//! Live diarization of many streams on one shared inference pool.
+//!
+//! A source writes 16 kHz mono samples into a stream's [`AudioWriter`] (a lock-free ring); the
+//! stream's own thread cuts windows every hop, sends them to the shared [`InferencePool`], links
+//! and names speakers with the online diarizer of `diarist-core`, and sends [`Event`]s. Every
+//! sample that enters is accounted for: it is diarized, or it is part of an overload gap that is
+//! reported with its exact place and length (and diarized as silence, so time stays exact).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use diarist_audio::{Arrival, AudioReader, AudioWriter, Read, Windower, audio_ring};
+use diarist_core::activity;
+use diarist_core::online::{OnlineDiarizer, OnlineParams, TurnStatus, WindowObservation};
+use diarist_core::reconstruct::FrameGrid;
+use serde::{Deserialize, Serialize};
+
+use crate::pool::{InferencePool, ModelInfo, PoolClient, WindowOutput, WindowReply};
+use crate::stats::{Stage, Stats};
+use crate::{Config, EngineError};
+
+/// Sample rate of every stream.
+pub const SAMPLE_RATE: u64 = 16_000;
+
+/// An enrolled speaker: a name and the voiceprint `diarist enroll` computed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Voiceprint {
+    /// Name reported for the speaker.
+    pub name: String,
+    /// Embedding of the speaker's voice.
+    pub embedding: Vec<f32>,
+}
+
+/// Per-stream choices.
+#[derive(Debug, Clone, Default)]
+pub struct StreamOptions {
+    /// Most speakers (`None`: the configuration's bound).
+    pub max_speakers: Option<usize>,
+    /// Enrolled speakers to recognise by name.
+    pub known_speakers: Vec<Voiceprint>,
+}
+
+/// What a turn event says happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TurnState {
+    /// The speaker started talking.
+    Started,
+    /// The turn goes on; final up to `end`.
+    Updated,
+    /// The turn is over.
+    Ended,
+}
+
+/// A provisional turn in the stretch that is not final yet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TentativeTurn {
+    /// Speaker, `None` while the voice is not named yet.
+    pub speaker: Option<String>,
+    /// First sample.
+    pub start: u64,
+    /// One past the last sample.
+    pub end: u64,
+}
+
+/// Totals of a finished stream. `samples_in == samples_received + samples_lost ==
+/// samples_final`: every sample is accounted for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Sample rate of every position.
+    pub sample_rate: u64,
+    /// Samples the source produced (received or lost).
+    pub samples_in: u64,
+    /// Samples that reached the diarizer.
+    pub samples_received: u64,
+    /// Samples lost to overload (reported as overload events; diarized as silence).
+    pub samples_lost: u64,
+    /// Samples with a final label.
+    pub samples_final: u64,
+    /// Windows segmented.
+    pub windows: u64,
+    /// Embeddings computed.
+    pub embeddings: u64,
+    /// Speakers, in order of appearance.
+    pub speakers: Vec<String>,
+}
+
+/// What a stream reports. Positions are stream samples at 16 kHz.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// A new speaker was heard (or an enrolled one for the first time).
+    Speaker {
+        /// Label used in turn events.
+        speaker: String,
+        /// Whether the speaker was enrolled (recognised by voiceprint).
+        enrolled: bool,
+    },
+    /// A final statement about a speaker's turn: it never changes afterwards.
+    Turn {
+        /// Started, updated or ended.
+        status: TurnState,
+        /// Speaker label.
+        speaker: String,
+        /// First sample of the turn.
+        start: u64,
+        /// One past the last final sample.
+        end: u64,
+        /// Always true: turn events are final.
+        #[serde(rename = "final")]
+        is_final: bool,
+    },
+    /// The current guess for the stretch that is not final yet; each replaces the previous one.
+    Tentative {
+        /// Always false.
+        #[serde(rename = "final")]
+        is_final: bool,
+        /// First sample not final yet.
+        from: u64,
+        /// One past the last sample diarized.
+        to: u64,
+        /// Provisional turns.
+        turns: Vec<TentativeTurn>,
+    },
+    /// The source outran the engine: this stretch was lost (and is diarized as silence).
+    Overload {
+        /// First lost sample.
+        at: u64,
+        /// Samples lost.
+        samples: u64,
+    },
+    /// The stream has ended.
+    Summary(Summary),
+}
+
+/// Settings of every stream, resolved against the models.
+#[derive(Debug, Clone)]
+struct StreamPlan {
+    window: usize,
+    hop: usize,
+    buffer: usize,
+    max_in_flight: usize,
+    params: OnlineParams,
+    info: ModelInfo,
+}
+
+/// The streaming engine: one shared inference pool serving any number of streams.
+pub struct Engine {
+    pool: InferencePool,
+    plan: StreamPlan,
+}
+
+/// One live stream: its events, and its thread.
+pub struct Stream {
+    events: Receiver<Event>,
+    cancelled: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Result<Summary, EngineError>>>,
+}
+
+impl Engine {
+    /// Loads the models on `config.streaming.workers` workers (0: one per core).
+    pub fn start(config: &Config) -> Result<Self, EngineError> {
+        let s = &config.streaming;
+        let secs = |v: f64| (v * SAMPLE_RATE as f64).round() as usize;
+        let workers = if s.workers == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            s.workers
+        };
+        let window_guess = secs(s.window_secs);
+        let pool = InferencePool::start(config, workers, window_guess)?;
+        let info = pool.info().clone();
+        let window = window_guess.max(info.min_samples);
+        let step = info.frame_step.max(1);
+        let hop = ((secs(s.hop_secs) as f64 / step as f64).round() as usize).max(1) * step;
+        let grid = FrameGrid {
+            step,
+            length: info.frame_length,
+        };
+        let window_frames = grid_frames(window, info.frame_step, info.frame_length);
+        let frames_of = |v: f64| (secs(v) as f64 / step as f64).round() as usize;
+        let params = OnlineParams {
+            grid,
+            feature_grid: FrameGrid {
+                step: info.feature_step,
+                length: info.feature_length,
+            },
+            feature_dim: info.feature_dim,
+            window_frames,
+            hop_frames: hop / step,
+            tentative_frames: frames_of(s.latency_secs),
+            match_threshold: s.match_threshold,
+            new_speaker_frames: frames_of(s.new_speaker_secs),
+            update_frames: frames_of(s.update_speech_secs),
+            min_active_frames: frames_of(s.min_speech_secs).max(1),
+            max_speakers: (s.max_speakers > 0).then_some(s.max_speakers),
+        };
+        Ok(Self {
+            plan: StreamPlan {
+                window,
+                hop,
+                buffer: secs(s.buffer_secs).max(window + hop),
+                max_in_flight: s.max_in_flight.max(1),
+                params,
+                info,
+            },
+            pool,
+        })
+    }
+
+    /// Latency histograms of every stage, over all streams.
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.pool.stats
+    }
+
+    /// Samples a stream buffers before its source must wait or lose audio.
+    pub fn buffer_samples(&self) -> usize {
+        self.plan.buffer
+    }
+
+    /// Opens a stream: write its audio into the returned writer (drop the writer to end the
+    /// stream) and read its events from the returned [`Stream`].
+    pub fn open(&self, options: StreamOptions) -> Result<(AudioWriter, Stream), EngineError> {
+        let (writer, reader) = audio_ring(self.plan.buffer);
+        let (tx, rx) = mpsc::channel();
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let mut plan = self.plan.clone();
+        if let Some(m) = options.max_speakers {
+            plan.params.max_speakers = (m > 0).then_some(m);
+        }
+        let driver = Driver {
+            plan,
+            client: self.pool.client(),
+            stats: self.pool.stats.clone(),
+            cancelled: cancelled.clone(),
+            events: tx,
+        };
+        let thread = std::thread::Builder::new()
+            .name("diarist-stream".into())
+            .spawn(move || driver.run(reader, options))
+            .map_err(|e| EngineError::Config(format!("cannot start a stream: {e}")))?;
+        Ok((
+            writer,
+            Stream {
+                events: rx,
+                cancelled,
+                thread: Some(thread),
+            },
+        ))
+    }
+}
+
+fn grid_frames(samples: usize, step: usize, length: usize) -> usize {
+    if samples < length {
+        0
+    } else {
+        1 + (samples - length) / step
+    }
+}
+
+impl Stream {
+    /// The stream's events, in order; the channel closes after the summary.
+    pub fn events(&self) -> &Receiver<Event> {
+        &self.events
+    }
+
+    /// Waits for the stream to end (its writer dropped and everything diarized).
+    pub fn wait(mut self) -> Result<Summary, EngineError> {
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(r)) => r,
+            _ => Err(EngineError::Config("the stream thread panicked".into())),
+        }
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            self.cancelled.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+struct Driver {
+    plan: StreamPlan,
+    client: PoolClient,
+    stats: Arc<Stats>,
+    cancelled: Arc<AtomicBool>,
+    events: Sender<Event>,
+}
+
+/// A window handed to the pool.
+struct InFlight {
+    start: u64,
+    valid_samples: usize,
+    output: Option<Result<WindowOutput, String>>,
+}
+
+impl Driver {
+    fn emit(&self, e: Event) {
+        // A reader that went away only loses its own events; the stream still finishes.
+        let _ = self.events.send(e);
+    }
+
+    fn run(self, mut reader: AudioReader, options: StreamOptions) -> Result<Summary, EngineError> {
+        let plan = &self.plan;
+        let mut diarizer = OnlineDiarizer::new(plan.params.clone());
+        let mut names: Vec<String> = Vec::new();
+        for v in &options.known_speakers {
+            diarizer.enroll(&v.name, &v.embedding);
+        }
+        self.announce(&diarizer, &mut names);
+        let mut windower = Windower::new(plan.window, plan.hop);
+        let (reply_tx, reply_rx) = mpsc::channel::<WindowReply>();
+        let mut scratch = vec![0f32; plan.hop.max(4096)];
+        let mut window_audio: Vec<f32> = Vec::with_capacity(plan.window);
+        let mut in_flight: BTreeMap<u64, InFlight> = BTreeMap::new();
+        let mut next_seq = 0u64;
+        let mut arrivals: VecDeque<Arrival> = VecDeque::new();
+        let (mut received, mut lost, mut pending_silence) = (0u64, 0u64, 0u64);
+        let (mut closed, mut tail_sent) = (false, false);
+        let mut windows = 0u64;
+        let dim = plan.info.feature_dim;
+        let client = self.client.clone();
+        let mut embed =
+            |f: &[f32], w: &[f32], n: usize| client.embed(f.to_vec(), dim, w.to_vec(), n);
+        loop {
+            if self.cancelled.load(Ordering::Relaxed) {
+                return Err(EngineError::Config("the stream was cancelled".into()));
+            }
+            // Take in audio while the models have room for more windows.
+            while in_flight.len() < plan.max_in_flight {
+                if let Some(start) = windower.next_window(&mut window_audio) {
+                    self.submit(next_seq, &window_audio, &reply_tx)?;
+                    in_flight.insert(
+                        next_seq,
+                        InFlight {
+                            start,
+                            valid_samples: plan.window,
+                            output: None,
+                        },
+                    );
+                    next_seq += 1;
+                    continue;
+                }
+                let missing = windower.missing().min(scratch.len());
+                if pending_silence > 0 {
+                    let n = pending_silence.min(missing as u64);
+                    windower.push_silence(n as usize);
+                    pending_silence -= n;
+                    continue;
+                }
+                if closed {
+                    break;
+                }
+                match reader.read(&mut scratch[..missing]) {
+                    Read::Samples(n) => {
+                        windower.push(&scratch[..n]);
+                        received += n as u64;
+                    }
+                    Read::Gap(gap) => {
+                        self.emit(Event::Overload {
+                            at: gap.at,
+                            samples: gap.len,
+                        });
+                        lost += gap.len;
+                        pending_silence += gap.len;
+                    }
+                    Read::Empty => break,
+                    Read::Closed => closed = true,
+                }
+            }
+            reader.arrivals(|a| arrivals.push_back(a));
+            // At the end, the windows that cover the last partial stretch.
+            if closed && pending_silence == 0 && !tail_sent && windower.missing() > 0 {
+                while let Some((start, real)) = windower.next_partial(&mut window_audio) {
+                    self.submit(next_seq, &window_audio, &reply_tx)?;
+                    in_flight.insert(
+                        next_seq,
+                        InFlight {
+                            start,
+                            valid_samples: real,
+                            output: None,
+                        },
+                    );
+                    next_seq += 1;
+                }
+                tail_sent = true;
+            }
+            if tail_sent && in_flight.is_empty() {
+                break;
+            }
+            // Wait for results (or for more audio).
+            let wait = if in_flight.is_empty() { 5 } else { 20 };
+            match reply_rx.recv_timeout(Duration::from_millis(wait)) {
+                Ok((seq, out)) => {
+                    if let Some(w) = in_flight.get_mut(&seq) {
+                        w.output = Some(out);
+                    }
+                    while let Ok((seq, out)) = reply_rx.try_recv() {
+                        if let Some(w) = in_flight.get_mut(&seq) {
+                            w.output = Some(out);
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => unreachable!("the driver holds a sender"),
+            }
+            // Diarize finished windows in order.
+            while let Some(mut entry) = in_flight.first_entry() {
+                let Some(out) = entry.get_mut().output.take() else {
+                    break;
+                };
+                let w = entry.remove();
+                let out = out.map_err(EngineError::ModelsUnavailable)?;
+                let t = Instant::now();
+                let before = diarizer.final_samples() as u64;
+                let valid_frames = if w.valid_samples >= plan.window {
+                    plan.params.window_frames
+                } else {
+                    plan.params.grid.frames_covering(w.valid_samples)
+                };
+                let act =
+                    activity::decode(&out.scores, out.frames, plan.info.speakers, &plan.info.kind);
+                let obs = WindowObservation {
+                    start: w.start as usize,
+                    activity: &act,
+                    valid_frames: valid_frames.min(out.frames),
+                    features: &out.features,
+                };
+                let turns = diarizer.push_window(&obs, &mut embed)?;
+                windows += 1;
+                self.announce(&diarizer, &mut names);
+                for t in turns {
+                    self.emit(turn_event(&t, &names));
+                }
+                let after = diarizer.final_samples() as u64;
+                self.record_latency(&mut arrivals, before, after);
+                let end = w.start + w.valid_samples as u64;
+                self.emit(Event::Tentative {
+                    is_final: false,
+                    from: after,
+                    to: end,
+                    turns: diarizer
+                        .tentative(end as usize)
+                        .into_iter()
+                        .map(|t| TentativeTurn {
+                            speaker: names.get(t.speaker).cloned(),
+                            start: t.start as u64,
+                            end: t.end as u64,
+                        })
+                        .collect(),
+                });
+                self.stats.record_duration(Stage::Clustering, t.elapsed());
+            }
+        }
+        let total = received + lost;
+        let before = diarizer.final_samples() as u64;
+        let turns = diarizer.finish(total as usize);
+        self.announce(&diarizer, &mut names);
+        for t in turns {
+            self.emit(turn_event(&t, &names));
+        }
+        reader.arrivals(|a| arrivals.push_back(a));
+        self.record_latency(&mut arrivals, before, total);
+        let summary = Summary {
+            sample_rate: SAMPLE_RATE,
+            samples_in: total,
+            samples_received: received,
+            samples_lost: lost,
+            samples_final: diarizer.final_samples() as u64,
+            windows,
+            embeddings: diarizer.embeddings() as u64,
+            speakers: names,
+        };
+        self.emit(Event::Summary(summary.clone()));
+        Ok(summary)
+    }
+
+    fn submit(
+        &self,
+        seq: u64,
+        audio: &[f32],
+        reply: &Sender<WindowReply>,
+    ) -> Result<(), EngineError> {
+        self.client
+            .submit_window(seq, audio.to_vec(), reply.clone(), self.cancelled.clone())
+    }
+
+    /// Names new speakers and announces them.
+    fn announce(&self, d: &OnlineDiarizer, names: &mut Vec<String>) {
+        let speakers = d.speaker_names();
+        while names.len() < speakers.len() {
+            let i = names.len();
+            let enrolled = speakers[i].is_some();
+            let name = match &speakers[i] {
+                Some(n) => n.clone(),
+                None => format!(
+                    "S{}",
+                    1 + speakers[..i].iter().filter(|s| s.is_none()).count()
+                ),
+            };
+            names.push(name.clone());
+            self.emit(Event::Speaker {
+                speaker: name,
+                enrolled,
+            });
+        }
+    }
+
+    /// End-to-end latency of the samples that just became final, one value per frame step.
+    fn record_latency(&self, arrivals: &mut VecDeque<Arrival>, from: u64, to: u64) {
+        let now = Instant::now();
+        let step = self.plan.params.grid.step as u64;
+        let mut values = Vec::new();
+        let mut pos = from;
+        while pos < to {
+            while arrivals.front().is_some_and(|a| a.end <= pos) {
+                arrivals.pop_front();
+            }
+            if let Some(a) = arrivals.front() {
+                values.push(now.duration_since(a.at).as_micros() as u64);
+            }
+            pos += step;
+        }
+        self.stats.record_many(Stage::EndToEnd, values);
+    }
+}
+
+fn turn_event(t: &diarist_core::online::TurnEvent, names: &[String]) -> Event {
+    Event::Turn {
+        status: match t.status {
+            TurnStatus::Started => TurnState::Started,
+            TurnStatus::Updated => TurnState::Updated,
+            TurnStatus::Ended => TurnState::Ended,
+        },
+        speaker: names.get(t.speaker).cloned().unwrap_or_default(),
+        start: t.start as u64,
+        end: t.end as u64,
+        is_final: true,
+    }
+}

@@ -1,0 +1,304 @@
+//! `diarist stream`: recordings replayed as live streams through the streaming engine.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use diarist_core::rttm;
+use diarist_engine::source::{self, Pace};
+use diarist_engine::stats::Stats;
+use diarist_engine::stream::{TentativeTurn, TurnState};
+use diarist_engine::{Engine, Event, StreamOptions, Summary, Voiceprint};
+
+use crate::diarize::{file_id, write_atomic};
+use crate::settings::{self, CommonArgs, StreamingArgs};
+
+/// Arguments of `diarist stream`.
+#[derive(clap::Args)]
+pub struct StreamArgs {
+    /// Recordings to replay; several run at once as concurrent streams (then `-o` is needed).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Replay at real time, as a live source (audio the engine cannot keep up with is lost and
+    /// reported); without it, replay as fast as the engine goes and never lose audio.
+    #[arg(long)]
+    pub realtime: bool,
+    /// Replay speed with --realtime (2.0 = twice real time).
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    /// Write the final turns as RTTM here (one file).
+    #[arg(long)]
+    pub rttm: Option<PathBuf>,
+    /// Directory for one RTTM per recording (several files).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Print events as JSON lines even on a terminal.
+    #[arg(long)]
+    pub json: bool,
+    /// Print per-stage latency percentiles at the end.
+    #[arg(long)]
+    pub stats: bool,
+    /// Enrolled speakers (JSON written by `diarist enroll`) to recognise by name.
+    #[arg(long)]
+    pub known: Vec<PathBuf>,
+    #[command(flatten)]
+    pub streaming: StreamingArgs,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Reads voiceprint files written by `diarist enroll`.
+pub fn load_voiceprints(paths: &[PathBuf]) -> anyhow::Result<Vec<Voiceprint>> {
+    paths
+        .iter()
+        .map(|p| {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a voiceprint", p.display()))
+        })
+        .collect()
+}
+
+fn secs(samples: u64) -> String {
+    let s = samples as f64 / 16_000.0;
+    format!("{:02}:{:05.2}", (s / 60.0).floor() as u64, s % 60.0)
+}
+
+/// A readable live view on a terminal: final turns as lines, the tentative tail on a status line.
+struct LiveView {
+    status: bool,
+}
+
+impl LiveView {
+    fn show(&mut self, e: &Event) {
+        let mut err = std::io::stderr().lock();
+        if self.status {
+            let _ = write!(err, "\r\x1b[2K");
+            self.status = false;
+        }
+        match e {
+            Event::Speaker { speaker, enrolled } => {
+                let _ = writeln!(
+                    err,
+                    "  new speaker {speaker}{}",
+                    if *enrolled { " (enrolled)" } else { "" }
+                );
+            }
+            Event::Turn {
+                status: TurnState::Ended,
+                speaker,
+                start,
+                end,
+                ..
+            } => {
+                let _ = writeln!(err, "{} – {}  {speaker}", secs(*start), secs(*end));
+            }
+            Event::Turn { .. } => {}
+            Event::Tentative {
+                from, to, turns, ..
+            } => {
+                let now: Vec<String> = turns
+                    .iter()
+                    .filter(|t: &&TentativeTurn| t.end >= *to)
+                    .map(|t| t.speaker.clone().unwrap_or_else(|| "?".into()))
+                    .collect();
+                let _ = write!(
+                    err,
+                    "  [{} final, {} heard] speaking now: {}",
+                    secs(*from),
+                    secs(*to),
+                    if now.is_empty() {
+                        "nobody".into()
+                    } else {
+                        now.join(", ")
+                    }
+                );
+                self.status = true;
+            }
+            Event::Overload { at, samples } => {
+                let _ = writeln!(
+                    err,
+                    "  overload: {} of audio lost at {}",
+                    secs(*samples),
+                    secs(*at)
+                );
+            }
+            Event::Summary(s) => {
+                let _ = writeln!(
+                    err,
+                    "{} of audio, {} final, {} lost; speakers: {}",
+                    secs(s.samples_in),
+                    secs(s.samples_final),
+                    secs(s.samples_lost),
+                    s.speakers.join(", ")
+                );
+            }
+        }
+        let _ = err.flush();
+    }
+}
+
+/// Final turns of a stream, from its turn-ended events.
+#[derive(Default)]
+pub struct FinalTurns {
+    /// Turns in order of their end.
+    pub turns: Vec<rttm::Turn>,
+}
+
+impl FinalTurns {
+    /// Takes note of one event.
+    pub fn observe(&mut self, e: &Event) {
+        if let Event::Turn {
+            status: TurnState::Ended,
+            speaker,
+            start,
+            end,
+            ..
+        } = e
+        {
+            self.turns.push(rttm::Turn {
+                start: *start,
+                end: *end,
+                speaker: speaker.clone(),
+            });
+        }
+    }
+
+    /// RTTM text for `file_id`.
+    pub fn rttm(&self, id: &str) -> String {
+        let mut turns = self.turns.clone();
+        turns.sort_by_key(|t| (t.start, t.end));
+        rttm::write(id, &turns)
+    }
+}
+
+/// Runs one stream over `path`, handing every event to `on_event`.
+pub fn run_stream(
+    engine: &Engine,
+    path: &Path,
+    pace: Pace,
+    options: StreamOptions,
+    mut on_event: impl FnMut(&Event),
+) -> anyhow::Result<Summary> {
+    let (writer, stream) = engine.open(options)?;
+    let path_owned = path.to_path_buf();
+    let source = std::thread::spawn(move || source::replay_file(&path_owned, writer, pace));
+    for e in stream.events() {
+        on_event(&e);
+    }
+    let summary = stream.wait()?;
+    source
+        .join()
+        .map_err(|_| anyhow::anyhow!("the replay thread panicked"))?
+        .with_context(|| format!("reading {}", path.display()))?;
+    Ok(summary)
+}
+
+/// Prints p50/p95/p99/max of every stage.
+pub fn print_stats(stats: &Arc<Stats>) {
+    eprintln!(
+        "{:<14} {:>8} {:>9} {:>9} {:>9} {:>9}  unit",
+        "stage", "count", "p50", "p95", "p99", "max"
+    );
+    for s in stats.summary() {
+        eprintln!(
+            "{:<14} {:>8} {:>9.2} {:>9.2} {:>9.2} {:>9.2}  {}",
+            s.stage, s.count, s.p50, s.p95, s.p99, s.max, s.unit
+        );
+    }
+}
+
+/// Runs `diarist stream`.
+pub fn run(args: &StreamArgs) -> anyhow::Result<ExitCode> {
+    let config = settings::load_streaming(&args.common, &args.streaming)?;
+    if args.files.len() > 1 && args.output.is_none() {
+        anyhow::bail!("several recordings stream at once only with -o DIR");
+    }
+    let known = load_voiceprints(&args.known)?;
+    let engine = Engine::start(&config)?;
+    let pace = if args.realtime {
+        Pace::Live { speed: args.speed }
+    } else {
+        Pace::Fastest
+    };
+    let options = StreamOptions {
+        max_speakers: args.streaming.max_speakers,
+        known_speakers: known,
+    };
+    let mut failed = false;
+    if let [file] = args.files.as_slice() {
+        let live = std::io::stdout().is_terminal() && !args.json;
+        let mut view = LiveView { status: false };
+        let mut turns = FinalTurns::default();
+        let mut out = std::io::stdout().lock();
+        let summary = run_stream(&engine, file, pace, options, |e| {
+            turns.observe(e);
+            if live {
+                view.show(e);
+            } else if let Ok(line) = serde_json::to_string(e) {
+                let _ = writeln!(out, "{line}");
+            }
+        })?;
+        let id = file_id(file);
+        if let Some(path) = &args.rttm {
+            write_atomic(path, &turns.rttm(&id))
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        if let Some(dir) = &args.output {
+            std::fs::create_dir_all(dir)?;
+            write_atomic(&dir.join(format!("{id}.rttm")), &turns.rttm(&id))?;
+        }
+        let _ = summary;
+    } else {
+        let dir = args.output.as_ref().expect("checked above");
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = args
+                .files
+                .iter()
+                .map(|file| {
+                    let engine = &engine;
+                    let options = options.clone();
+                    scope.spawn(move || -> anyhow::Result<Summary> {
+                        let mut turns = FinalTurns::default();
+                        let summary =
+                            run_stream(engine, file, pace, options, |e| turns.observe(e))?;
+                        let id = file_id(file);
+                        write_atomic(&dir.join(format!("{id}.rttm")), &turns.rttm(&id))?;
+                        Ok(summary)
+                    })
+                })
+                .collect();
+            for (file, h) in args.files.iter().zip(handles) {
+                match h.join() {
+                    Ok(Ok(s)) => eprintln!(
+                        "{}: {} final, {} lost, {} speakers",
+                        file.display(),
+                        secs(s.samples_final),
+                        secs(s.samples_lost),
+                        s.speakers.len()
+                    ),
+                    Ok(Err(e)) => {
+                        failed = true;
+                        eprintln!("{}: error: {e:#}", file.display());
+                    }
+                    Err(_) => {
+                        failed = true;
+                        eprintln!("{}: error: the stream panicked", file.display());
+                    }
+                }
+            }
+        });
+    }
+    if args.stats {
+        print_stats(engine.stats());
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
