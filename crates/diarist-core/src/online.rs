@@ -163,7 +163,7 @@ impl OnlineDiarizer {
         let taper = (0..n)
             .map(|f| {
                 let x = (f as f32 + 0.5) / n as f32;
-                0.1 + 0.9 * (std::f32::consts::PI * x).sin().powi(2)
+                0.01 + 0.99 * (std::f32::consts::PI * x).sin().powi(2)
             })
             .collect();
         Self {

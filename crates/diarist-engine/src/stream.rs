@@ -359,6 +359,12 @@ impl Driver {
                 }
                 match reader.read(&mut scratch[..missing]) {
                     Read::Samples(n) => {
+                        // Live sources are not trusted: non-finite samples become silence.
+                        for x in &mut scratch[..n] {
+                            if !x.is_finite() {
+                                *x = 0.0;
+                            }
+                        }
                         windower.push(&scratch[..n]);
                         received += n as u64;
                     }
