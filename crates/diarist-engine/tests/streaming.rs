@@ -44,7 +44,7 @@ fn check_events(events: &[Event], summary: &Summary) -> Vec<rttm::Turn> {
                 match status {
                     TurnState::Started => {
                         assert!(
-                            open.get(speaker).is_none(),
+                            !open.contains_key(speaker),
                             "{speaker} started twice: {e:?}"
                         );
                         // A turn may only start in the stretch that was not final yet.
