@@ -25,6 +25,13 @@ pub struct BenchArgs {
     /// Directory (or file) of reference RTTM: scores DER (collar 0, overlap scored, pooled).
     #[arg(long = "ref")]
     pub reference: Option<PathBuf>,
+    /// Concurrent real-time streams to try, e.g. `10,20,30`: runs the streaming load test instead
+    /// of the model and offline benchmarks (with --ref, also streaming DER beside offline DER).
+    #[arg(long, value_delimiter = ',')]
+    pub streams: Vec<usize>,
+    /// Seconds of audio per stream in the streaming load test.
+    #[arg(long, default_value_t = 60.0)]
+    pub duration: f64,
     /// Windows timed per model and window length.
     #[arg(long, default_value_t = 50)]
     pub windows: usize,
@@ -124,6 +131,26 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     };
     let files = collect_inputs(&inputs)?;
     anyhow::ensure!(!files.is_empty(), "no audio files to benchmark");
+    if !args.streams.is_empty() {
+        println!("# diarist bench --streams");
+        let offline = match &args.reference {
+            Some(r) => {
+                let cores = settings::workers(&config, files.len());
+                let (_, results) = run_offline(&config, &files, cores)?;
+                Some(pooled_der(r, &results, false)?)
+            }
+            None => None,
+        };
+        crate::bench_streams::run(
+            &config,
+            &files,
+            &args.streams,
+            args.duration,
+            args.reference.as_ref(),
+            offline.as_ref(),
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
 
     println!("# diarist bench");
     println!(
@@ -181,24 +208,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     );
 
     if let Some(r) = &args.reference {
-        let refs = crate::eval::read_rttm_tree(r)?;
-        let uems = crate::eval::read_uem_tree(r)?;
-        let mut pooled = DerBreakdown::default();
-        for (id, d) in &results {
-            let hyp: Vec<rttm::Turn> = d
-                .turns
-                .iter()
-                .map(|t| rttm::Turn {
-                    start: t.start as u64,
-                    end: t.end as u64,
-                    speaker: label(t.speaker),
-                })
-                .collect();
-            let reference = refs.get(id).map(Vec::as_slice).unwrap_or(&[]);
-            let b = der::score(reference, &hyp, uems.get(id).map(Vec::as_slice), 0);
-            println!("DER {id}: {:.2} %", 100.0 * b.der());
-            pooled += b;
-        }
+        let pooled = pooled_der(r, &results, true)?;
         println!(
             "DER pooled (collar 0, overlap scored): {:.2} % (miss {:.2} %, false alarm {:.2} %, confusion {:.2} %)",
             100.0 * pooled.der(),
@@ -208,4 +218,33 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Pooled DER of offline results against the reference RTTM under `r`.
+fn pooled_der(
+    r: &PathBuf,
+    results: &[(String, Diarization)],
+    print: bool,
+) -> anyhow::Result<DerBreakdown> {
+    let refs = crate::eval::read_rttm_tree(r)?;
+    let uems = crate::eval::read_uem_tree(r)?;
+    let mut pooled = DerBreakdown::default();
+    for (id, d) in results {
+        let hyp: Vec<rttm::Turn> = d
+            .turns
+            .iter()
+            .map(|t| rttm::Turn {
+                start: t.start as u64,
+                end: t.end as u64,
+                speaker: label(t.speaker),
+            })
+            .collect();
+        let reference = refs.get(id).map(Vec::as_slice).unwrap_or(&[]);
+        let b = der::score(reference, &hyp, uems.get(id).map(Vec::as_slice), 0);
+        if print {
+            println!("DER {id}: {:.2} %", 100.0 * b.der());
+        }
+        pooled += b;
+    }
+    Ok(pooled)
 }

@@ -3,6 +3,7 @@
 //! A thin layer over the library crates: argument parsing, file handling and printing.
 
 mod bench;
+mod bench_streams;
 mod diarize;
 mod eval;
 mod settings;
