@@ -1,6 +1,6 @@
 //! `diarist bench`: model load time, per-window model latency, offline speed and accuracy.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -146,7 +146,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             &files,
             &args.streams,
             args.duration,
-            args.reference.as_ref(),
+            args.reference.as_deref(),
             offline.as_ref(),
         )?;
         return Ok(ExitCode::SUCCESS);
@@ -222,7 +222,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
 
 /// Pooled DER of offline results against the reference RTTM under `r`.
 fn pooled_der(
-    r: &PathBuf,
+    r: &Path,
     results: &[(String, Diarization)],
     print: bool,
 ) -> anyhow::Result<DerBreakdown> {

@@ -1,7 +1,7 @@
 //! `diarist bench --streams N[,N...]`: concurrent real-time streams on one shared engine, and
 //! streaming DER beside offline DER on the same files.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -132,7 +132,7 @@ fn run_level(
 fn streaming_der(
     config: &Config,
     files: &[PathBuf],
-    reference: &PathBuf,
+    reference: &Path,
 ) -> anyhow::Result<DerBreakdown> {
     let engine = Engine::start(config)?;
     let refs = crate::eval::read_rttm_tree(reference)?;
@@ -187,7 +187,7 @@ pub fn run(
     files: &[PathBuf],
     levels: &[usize],
     duration: f64,
-    reference: Option<&PathBuf>,
+    reference: Option<&Path>,
     offline: Option<&DerBreakdown>,
 ) -> anyhow::Result<()> {
     let s = &config.streaming;
