@@ -6,10 +6,12 @@
 //! everything decodable before the damage (counted in [`DecodeStats`]), and non-finite samples
 //! become silence (counted too).
 //!
-//! Live sources (microphones, sockets, files replayed as streams) hand 16 kHz samples to the
+//! A microphone is captured with cpal ([`Capture`]). Live sources (microphones, sockets, files
+//! replayed as streams) hand 16 kHz samples to the
 //! diarizing thread through the lock-free [`audio_ring`], and a [`Windower`] cuts the analysis
 //! windows. Not for: anything about models or speakers.
 
+mod capture;
 mod resample;
 mod ring;
 
@@ -25,6 +27,7 @@ use symphonia::core::io::{MediaSource, MediaSourceStream};
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
+pub use capture::{Capture, CaptureError, CaptureInfo, input_devices};
 pub use resample::Resampler;
 pub use ring::{Arrival, AudioReader, AudioWriter, Gap, Read, ReaderGone, Windower, audio_ring};
 

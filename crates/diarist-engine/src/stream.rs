@@ -322,6 +322,8 @@ impl Driver {
         let mut next_seq = 0u64;
         let mut arrivals: VecDeque<Arrival> = VecDeque::new();
         let (mut received, mut lost, mut pending_silence) = (0u64, 0u64, 0u64);
+        // Stretches lost to overload: windows wholly inside one are silence, not worth a model run.
+        let mut gaps: VecDeque<(u64, u64)> = VecDeque::new();
         let (mut closed, mut tail_sent) = (false, false);
         let mut windows = 0u64;
         let dim = plan.info.feature_dim;
@@ -335,13 +337,28 @@ impl Driver {
             // Take in audio while the models have room for more windows.
             while in_flight.len() < plan.max_in_flight {
                 if let Some(start) = windower.next_window(&mut window_audio) {
-                    self.submit(next_seq, &window_audio, &reply_tx)?;
+                    while gaps.front().is_some_and(|g| g.1 <= start) {
+                        gaps.pop_front();
+                    }
+                    let end = start + plan.window as u64;
+                    let silent = gaps.front().is_some_and(|g| g.0 <= start && end <= g.1);
+                    let output = if silent {
+                        Some(Ok(WindowOutput {
+                            scores: Vec::new(),
+                            frames: 0,
+                            classes: 0,
+                            features: Vec::new(),
+                        }))
+                    } else {
+                        self.submit(next_seq, &window_audio, &reply_tx)?;
+                        None
+                    };
                     in_flight.insert(
                         next_seq,
                         InFlight {
                             start,
                             valid_samples: plan.window,
-                            output: None,
+                            output,
                         },
                     );
                     next_seq += 1;
@@ -375,6 +392,7 @@ impl Driver {
                         });
                         lost += gap.len;
                         pending_silence += gap.len;
+                        gaps.push_back((gap.at, gap.at + gap.len));
                     }
                     Read::Empty => break,
                     Read::Closed => closed = true,
@@ -401,7 +419,17 @@ impl Driver {
                 break;
             }
             // Wait for results (or for more audio).
-            let wait = if in_flight.is_empty() { 5 } else { 20 };
+            let ready = in_flight
+                .values()
+                .next()
+                .is_some_and(|w| w.output.is_some());
+            let wait = if ready {
+                0
+            } else if in_flight.is_empty() {
+                5
+            } else {
+                20
+            };
             match reply_rx.recv_timeout(Duration::from_millis(wait)) {
                 Ok((seq, out)) => {
                     if let Some(w) = in_flight.get_mut(&seq) {
@@ -430,12 +458,20 @@ impl Driver {
                 } else {
                     plan.params.grid.frames_covering(w.valid_samples)
                 };
-                let act =
-                    activity::decode(&out.scores, out.frames, plan.info.speakers, &plan.info.kind);
+                let act = if out.frames == 0 {
+                    // A window of lost audio: nobody speaks.
+                    activity::LocalActivity {
+                        frames: plan.params.window_frames,
+                        speakers: plan.info.speakers,
+                        active: vec![0; plan.params.window_frames * plan.info.speakers],
+                    }
+                } else {
+                    activity::decode(&out.scores, out.frames, plan.info.speakers, &plan.info.kind)
+                };
                 let obs = WindowObservation {
                     start: w.start as usize,
                     activity: &act,
-                    valid_frames: valid_frames.min(out.frames),
+                    valid_frames: valid_frames.min(act.frames),
                     features: &out.features,
                 };
                 let turns = diarizer.push_window(&obs, &mut embed)?;

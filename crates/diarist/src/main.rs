@@ -6,6 +6,7 @@ mod bench;
 mod bench_streams;
 mod diarize;
 mod eval;
+mod mic;
 mod settings;
 mod stream;
 
@@ -27,6 +28,8 @@ enum Command {
     Diarize(diarize::DiarizeArgs),
     /// Replay recordings as live streams: speaker turns as they become final.
     Stream(stream::StreamArgs),
+    /// Diarize a microphone live; Ctrl-C flushes the final turns.
+    Mic(mic::MicArgs),
     /// Score hypothesis RTTM against reference RTTM (diarization error rate).
     Eval(eval::EvalArgs),
     /// Measure model load time, per-window latency and offline speed.
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
         Command::Diarize(args) => diarize::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Stream(args) => stream::run(args),
+        Command::Mic(args) => mic::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Config(args) => settings::load(&args.common, &args.offline).and_then(|c| {
             print!("{}", toml::to_string_pretty(&c)?);

@@ -68,12 +68,18 @@ fn secs(samples: u64) -> String {
 }
 
 /// A readable live view on a terminal: final turns as lines, the tentative tail on a status line.
-struct LiveView {
+pub struct LiveView {
     status: bool,
 }
 
 impl LiveView {
-    fn show(&mut self, e: &Event) {
+    /// A view with nothing shown yet.
+    pub fn new() -> Self {
+        Self { status: false }
+    }
+
+    /// Shows one event.
+    pub fn show(&mut self, e: &Event) {
         let mut err = std::io::stderr().lock();
         if self.status {
             let _ = write!(err, "\r\x1b[2K");
@@ -231,7 +237,7 @@ pub fn run(args: &StreamArgs) -> anyhow::Result<ExitCode> {
     let mut failed = false;
     if let [file] = args.files.as_slice() {
         let live = std::io::stdout().is_terminal() && !args.json;
-        let mut view = LiveView { status: false };
+        let mut view = LiveView::new();
         let mut turns = FinalTurns::default();
         let mut out = std::io::stdout().lock();
         let summary = run_stream(&engine, file, pace, options, |e| {
