@@ -361,7 +361,12 @@ fn work(
             }
             let n = windows.len() as u32;
             let t = Instant::now();
-            let scores = models.segmentation.run(&audio, window);
+            // Segmentation runs window by window: its INT8 variant quantises activations per run,
+            // so a batch would make one stream's result depend on the others in the batch.
+            let scores: Result<Vec<_>, _> = windows
+                .iter()
+                .map(|(_, a, _)| models.segmentation.run(a, window))
+                .collect();
             let seg = t.elapsed();
             let t = Instant::now();
             let features = models.embedding.features_batch(&audio, window);
@@ -377,9 +382,9 @@ fn work(
                         let _ = reply.send((
                             seq,
                             Ok(WindowOutput {
-                                scores: scores.window(i).to_vec(),
-                                frames: scores.frames,
-                                classes: scores.classes,
+                                scores: scores[i].window(0).to_vec(),
+                                frames: scores[i].frames,
+                                classes: scores[i].classes,
                                 features: f.data,
                             }),
                         ));

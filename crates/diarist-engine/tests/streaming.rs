@@ -150,12 +150,12 @@ fn concurrent_streams_of_real_recordings_meet_a_der_bound_and_never_change_a_fin
         let b = der::score(&reference[*id], &hyp, Some(&uem[*id]), 0);
         eprintln!("{id}: streaming DER {:.2} %", 100.0 * b.der());
         if *id == "pyannote_sample" {
-            // Measured 9.2 %.
+            // Measured 9.9 %.
             assert!(b.der() <= 0.11, "sample DER {:.2} %", 100.0 * b.der());
         }
         pooled += b;
     }
-    // Measured 16.9 % pooled over these five fixtures.
+    // Measured 17.3 % pooled over these five fixtures.
     assert!(
         pooled.der() <= 0.20,
         "pooled streaming DER {:.2} %",
