@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{FromSample, SampleFormat, SizedSample};
 
-use crate::AudioWriter;
+use crate::{AudioReader, AudioWriter, Read, Resampler, TARGET_RATE};
 
 /// Why capture could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -159,4 +159,49 @@ where
         on_error,
         None,
     )
+}
+
+/// Moves captured audio at `rate` from `reader` (fed by a [`Capture`]) into `writer` at 16 kHz,
+/// off the audio callback: samples are resampled, lost stretches are passed on as losses of the
+/// same duration. Returns when the capture has ended and everything is handed over.
+pub fn forward_resampled(
+    mut reader: AudioReader,
+    rate: u32,
+    mut writer: AudioWriter,
+) -> Result<(), CaptureError> {
+    let mut resampler = if rate == TARGET_RATE {
+        None
+    } else {
+        Some(
+            Resampler::new(rate, TARGET_RATE).map_err(|reason| CaptureError::Device {
+                device: format!("({rate} Hz)"),
+                reason,
+            })?,
+        )
+    };
+    let mut buf = vec![0f32; 4096];
+    let mut out = Vec::new();
+    loop {
+        out.clear();
+        match reader.read(&mut buf) {
+            Read::Samples(n) => match &mut resampler {
+                Some(r) => r.push(&buf[..n], &mut out),
+                None => out.extend_from_slice(&buf[..n]),
+            },
+            Read::Gap(g) => {
+                writer.lose((g.len * u64::from(TARGET_RATE) / u64::from(rate)) as usize)
+            }
+            Read::Empty => std::thread::sleep(std::time::Duration::from_millis(5)),
+            Read::Closed => break,
+        }
+        if !out.is_empty() {
+            writer.push_live(&out);
+        }
+    }
+    if let Some(r) = &mut resampler {
+        out.clear();
+        r.finish(&mut out);
+        writer.push_live(&out);
+    }
+    Ok(())
 }

@@ -27,7 +27,7 @@ use symphonia::core::io::{MediaSource, MediaSourceStream};
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
-pub use capture::{Capture, CaptureError, CaptureInfo, input_devices};
+pub use capture::{Capture, CaptureError, CaptureInfo, forward_resampled, input_devices};
 pub use resample::Resampler;
 pub use ring::{Arrival, AudioReader, AudioWriter, Gap, Read, ReaderGone, Windower, audio_ring};
 

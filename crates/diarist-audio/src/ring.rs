@@ -52,7 +52,6 @@ pub struct AudioWriter {
     position: u64,
     /// A gap not yet handed over (its ring was full); no sample is written while one is pending.
     pending: Option<Gap>,
-    lost: u64,
     flags: Arc<Flags>,
 }
 
@@ -91,7 +90,6 @@ pub fn audio_ring(capacity: usize) -> (AudioWriter, AudioReader) {
             arrivals: arrivals_w,
             position: 0,
             pending: None,
-            lost: 0,
             flags: flags.clone(),
         },
         AudioReader {
@@ -108,11 +106,6 @@ impl AudioWriter {
     /// Stream position of the next sample: everything pushed so far, lost samples included.
     pub fn position(&self) -> u64 {
         self.position
-    }
-
-    /// Samples lost to a full ring so far.
-    pub fn lost(&self) -> u64 {
-        self.lost
     }
 
     /// Whether the reader has gone (nothing written will be read).
@@ -172,7 +165,6 @@ impl AudioWriter {
             }
         }
         self.position += len;
-        self.lost += len;
         self.hand_over_gap();
     }
 
@@ -216,11 +208,6 @@ impl AudioReader {
     /// Stream position of the next sample to read.
     pub fn position(&self) -> u64 {
         self.position
-    }
-
-    /// Samples waiting in the ring.
-    pub fn available(&self) -> usize {
-        self.samples.occupied_len()
     }
 
     /// Copies up to `out.len()` samples, stopping at the next gap; returns a gap when it is next.

@@ -191,6 +191,11 @@ impl OnlineDiarizer {
         self.speakers.len() - 1
     }
 
+    /// Number of global speakers so far.
+    pub fn speaker_count(&self) -> usize {
+        self.speakers.len()
+    }
+
     /// Names of the global speakers so far (`None` for speakers found in the stream).
     pub fn speaker_names(&self) -> Vec<Option<String>> {
         self.speakers.iter().map(|s| s.name.clone()).collect()
@@ -302,10 +307,7 @@ impl OnlineDiarizer {
         for (i, &s) in candidates.iter().enumerate() {
             let alone = clean[s] > 0;
             for r in 0..frames {
-                let centre = r * fg.step + fg.length / 2;
-                let f = ((centre as f64 - (g.length / 2) as f64) / g.step as f64)
-                    .round()
-                    .max(0.0) as usize;
+                let f = g.nearest((r * fg.step + fg.length / 2) as f64);
                 if f < valid && act.is_active(f, s) && (!alone || act.count(f) == 1) {
                     weights[i * frames + r] = 1.0;
                 }

@@ -28,6 +28,13 @@ impl FrameGrid {
         }
     }
 
+    /// The frame whose centre lies nearest to sample position `centre`.
+    pub fn nearest(&self, centre: f64) -> usize {
+        ((centre - (self.length / 2) as f64) / self.step as f64)
+            .round()
+            .max(0.0) as usize
+    }
+
     /// Sample range `[start, end)` that frame `g` stands for in the output: a `step`-long span
     /// around its centre, widened to the recording's edges at the first and last frame.
     pub fn span(&self, g: usize, frames: usize, total_samples: usize) -> (usize, usize) {

@@ -118,20 +118,7 @@ impl Plan {
             length: spec.frames().length,
         };
         let speakers = out.max_speakers.unwrap_or(0);
-        let kind = match out.kind {
-            OutputKind::Powerset => ScoreKind::Powerset {
-                classes: out.classes.clone().unwrap_or_default(),
-            },
-            OutputKind::Multilabel => ScoreKind::Multilabel {
-                threshold: cfg.multilabel_threshold,
-                logits: out.activation == Activation::Logits,
-            },
-            OutputKind::Embedding => {
-                return Err(EngineError::Config(
-                    "the segmentation model has an embedding output".into(),
-                ));
-            }
-        };
+        let kind = score_kind(spec, cfg.multilabel_threshold)?;
         let secs = |s: f64| (s * SAMPLE_RATE as f64).round() as usize;
         let window = secs(cfg.window_secs).max(spec.manifest.input.min_samples);
         let step = (secs(cfg.step_secs) / grid.step).max(1) * grid.step;
@@ -163,6 +150,26 @@ impl Plan {
                 pad_offset: secs(cfg.pad_offset_secs),
             },
         })
+    }
+}
+
+/// How the segmentation model described by `spec` scores its frames.
+pub(crate) fn score_kind(
+    spec: &ModelSpec,
+    multilabel_threshold: f32,
+) -> Result<ScoreKind, EngineError> {
+    let out = &spec.manifest.output;
+    match out.kind {
+        OutputKind::Powerset => Ok(ScoreKind::Powerset {
+            classes: out.classes.clone().unwrap_or_default(),
+        }),
+        OutputKind::Multilabel => Ok(ScoreKind::Multilabel {
+            threshold: multilabel_threshold,
+            logits: out.activation == Activation::Logits,
+        }),
+        OutputKind::Embedding => Err(EngineError::Config(
+            "the segmentation model has an embedding output".into(),
+        )),
     }
 }
 
@@ -337,8 +344,7 @@ fn push_weights(
     centres: impl Iterator<Item = f64>,
 ) {
     for centre in centres {
-        let f = ((centre - (grid.length / 2) as f64) / grid.step as f64).round();
-        let f = (f.max(0.0) as usize).min(local.frames.saturating_sub(1));
+        let f = grid.nearest(centre).min(local.frames.saturating_sub(1));
         let on = local.is_active(f, s)
             && (!clean_only || local.count(f) == 1)
             && only.is_none_or(|r| r.contains(&f));

@@ -14,7 +14,10 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::offline::Models;
+use diarist_core::activity::ScoreKind;
+use diarist_models::FrameGeometry;
+
+use crate::offline::{Models, score_kind};
 use crate::stats::{Stage, Stats};
 use crate::{Config, EngineError};
 
@@ -67,22 +70,16 @@ pub struct PoolClient {
 /// Geometry of the loaded models that streams need.
 #[derive(Debug, Clone)]
 pub struct ModelInfo {
-    /// Segmentation frame step and length, samples.
-    pub frame_step: usize,
-    /// Samples one segmentation frame covers.
-    pub frame_length: usize,
-    /// Powerset classes or multilabel speakers of the segmentation output.
-    pub kind: diarist_core::activity::ScoreKind,
+    /// Segmentation frame grid.
+    pub frames: FrameGeometry,
+    /// How segmentation scores map to local speakers.
+    pub kind: ScoreKind,
     /// Local speakers per window.
     pub speakers: usize,
-    /// Backbone feature step and length, samples.
-    pub feature_step: usize,
-    /// Samples one backbone feature frame covers.
-    pub feature_length: usize,
+    /// Backbone feature-frame grid.
+    pub features: FrameGeometry,
     /// Values per backbone feature frame.
     pub feature_dim: usize,
-    /// Smallest window the segmentation model takes.
-    pub min_samples: usize,
 }
 
 /// The worker pool and its batcher.
@@ -167,35 +164,18 @@ impl Drop for InferencePool {
 
 fn model_info(models: &mut Models, config: &Config) -> Result<ModelInfo, EngineError> {
     let spec = models.segmentation.spec();
-    let out = &spec.manifest.output;
-    let kind = match out.kind {
-        diarist_models::OutputKind::Powerset => diarist_core::activity::ScoreKind::Powerset {
-            classes: out.classes.clone().unwrap_or_default(),
-        },
-        diarist_models::OutputKind::Multilabel => diarist_core::activity::ScoreKind::Multilabel {
-            threshold: config.offline.multilabel_threshold,
-            logits: out.activation == diarist_models::Activation::Logits,
-        },
-        diarist_models::OutputKind::Embedding => {
-            return Err(EngineError::Config(
-                "the segmentation model has an embedding output".into(),
-            ));
-        }
-    };
-    let fg = models
+    let features = models
         .embedding
         .feature_geometry()
         .expect("checked by the caller");
-    let features = models.embedding.features(&vec![0.0; 16_000])?;
+    // One short run tells the backbone's output width.
+    let probe = models.embedding.features(&vec![0.0; 16_000])?;
     Ok(ModelInfo {
-        frame_step: spec.frames().step,
-        frame_length: spec.frames().length,
-        kind,
-        speakers: out.max_speakers.unwrap_or(0),
-        feature_step: fg.step,
-        feature_length: fg.length,
-        feature_dim: features.dimension,
-        min_samples: spec.manifest.input.min_samples,
+        frames: spec.frames(),
+        kind: score_kind(spec, config.offline.multilabel_threshold)?,
+        speakers: spec.manifest.output.max_speakers.unwrap_or(0),
+        features,
+        feature_dim: probe.dimension,
     })
 }
 

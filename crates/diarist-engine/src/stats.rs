@@ -121,10 +121,4 @@ impl Stats {
             })
             .collect()
     }
-
-    /// Clears every histogram.
-    pub fn reset(&self) {
-        let mut h = self.histograms.lock().unwrap_or_else(|e| e.into_inner());
-        h.iter_mut().for_each(Histogram::reset);
-    }
 }

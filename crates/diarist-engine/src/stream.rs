@@ -24,9 +24,9 @@ use crate::stats::{Stage, Stats};
 use crate::{Config, EngineError};
 
 /// Sample rate of every stream.
-pub const SAMPLE_RATE: u64 = 16_000;
+pub const SAMPLE_RATE: u64 = crate::offline::SAMPLE_RATE as u64;
 
-/// An enrolled speaker: a name and the voiceprint `diarist enroll` computed.
+/// An enrolled speaker: a name and an embedding of their voice (the embedding model's output).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Voiceprint {
     /// Name reported for the speaker.
@@ -171,23 +171,22 @@ impl Engine {
         } else {
             s.workers
         };
-        let window_guess = secs(s.window_secs);
-        let pool = InferencePool::start(config, workers, window_guess)?;
+        let window = secs(s.window_secs);
+        let pool = InferencePool::start(config, workers, window)?;
         let info = pool.info().clone();
-        let window = window_guess.max(info.min_samples);
-        let step = info.frame_step.max(1);
+        let step = info.frames.step.max(1);
         let hop = ((secs(s.hop_secs) as f64 / step as f64).round() as usize).max(1) * step;
         let grid = FrameGrid {
             step,
-            length: info.frame_length,
+            length: info.frames.length,
         };
-        let window_frames = grid_frames(window, info.frame_step, info.frame_length);
+        let window_frames = info.frames.frames(window);
         let frames_of = |v: f64| (secs(v) as f64 / step as f64).round() as usize;
         let params = OnlineParams {
             grid,
             feature_grid: FrameGrid {
-                step: info.feature_step,
-                length: info.feature_length,
+                step: info.features.step,
+                length: info.features.length,
             },
             feature_dim: info.feature_dim,
             window_frames,
@@ -215,11 +214,6 @@ impl Engine {
     /// Latency histograms of every stage, over all streams.
     pub fn stats(&self) -> &Arc<Stats> {
         &self.pool.stats
-    }
-
-    /// Samples a stream buffers before its source must wait or lose audio.
-    pub fn buffer_samples(&self) -> usize {
-        self.plan.buffer
     }
 
     /// Opens a stream: write its audio into the returned writer (drop the writer to end the
@@ -254,14 +248,6 @@ impl Engine {
     }
 }
 
-fn grid_frames(samples: usize, step: usize, length: usize) -> usize {
-    if samples < length {
-        0
-    } else {
-        1 + (samples - length) / step
-    }
-}
-
 impl Stream {
     /// The stream's events, in order; the channel closes after the summary.
     pub fn events(&self) -> &Receiver<Event> {
@@ -293,11 +279,21 @@ struct Driver {
     events: Sender<Event>,
 }
 
-/// A window handed to the pool.
+/// Where a window's model output stands.
+enum Outcome {
+    /// With the models.
+    Pending,
+    /// Wholly inside audio lost to overload: nobody speaks, no model run needed.
+    Lost,
+    /// The models' answer.
+    Done(Result<WindowOutput, String>),
+}
+
+/// A window taken from the windower, waiting for its turn to be diarized.
 struct InFlight {
     start: u64,
     valid_samples: usize,
-    output: Option<Result<WindowOutput, String>>,
+    outcome: Outcome,
 }
 
 impl Driver {
@@ -341,24 +337,18 @@ impl Driver {
                         gaps.pop_front();
                     }
                     let end = start + plan.window as u64;
-                    let silent = gaps.front().is_some_and(|g| g.0 <= start && end <= g.1);
-                    let output = if silent {
-                        Some(Ok(WindowOutput {
-                            scores: Vec::new(),
-                            frames: 0,
-                            classes: 0,
-                            features: Vec::new(),
-                        }))
+                    let lost_window = gaps.front().is_some_and(|g| g.0 <= start && end <= g.1);
+                    let outcome = if lost_window {
+                        Outcome::Lost
                     } else {
-                        self.submit(next_seq, &window_audio, &reply_tx)?;
-                        None
+                        self.submit(next_seq, &window_audio, &reply_tx)?
                     };
                     in_flight.insert(
                         next_seq,
                         InFlight {
                             start,
                             valid_samples: plan.window,
-                            output,
+                            outcome,
                         },
                     );
                     next_seq += 1;
@@ -402,13 +392,13 @@ impl Driver {
             // At the end, the windows that cover the last partial stretch.
             if closed && pending_silence == 0 && !tail_sent && windower.missing() > 0 {
                 while let Some((start, real)) = windower.next_partial(&mut window_audio) {
-                    self.submit(next_seq, &window_audio, &reply_tx)?;
+                    let outcome = self.submit(next_seq, &window_audio, &reply_tx)?;
                     in_flight.insert(
                         next_seq,
                         InFlight {
                             start,
                             valid_samples: real,
-                            output: None,
+                            outcome,
                         },
                     );
                     next_seq += 1;
@@ -422,7 +412,7 @@ impl Driver {
             let ready = in_flight
                 .values()
                 .next()
-                .is_some_and(|w| w.output.is_some());
+                .is_some_and(|w| !matches!(w.outcome, Outcome::Pending));
             let wait = if ready {
                 0
             } else if in_flight.is_empty() {
@@ -432,12 +422,9 @@ impl Driver {
             };
             match reply_rx.recv_timeout(Duration::from_millis(wait)) {
                 Ok((seq, out)) => {
-                    if let Some(w) = in_flight.get_mut(&seq) {
-                        w.output = Some(out);
-                    }
-                    while let Ok((seq, out)) = reply_rx.try_recv() {
+                    for (seq, out) in std::iter::once((seq, out)).chain(reply_rx.try_iter()) {
                         if let Some(w) = in_flight.get_mut(&seq) {
-                            w.output = Some(out);
+                            w.outcome = Outcome::Done(out);
                         }
                     }
                 }
@@ -445,12 +432,11 @@ impl Driver {
                 Err(RecvTimeoutError::Disconnected) => unreachable!("the driver holds a sender"),
             }
             // Diarize finished windows in order.
-            while let Some(mut entry) = in_flight.first_entry() {
-                let Some(out) = entry.get_mut().output.take() else {
+            while let Some(entry) = in_flight.first_entry() {
+                if matches!(entry.get().outcome, Outcome::Pending) {
                     break;
-                };
+                }
                 let w = entry.remove();
-                let out = out.map_err(EngineError::ModelsUnavailable)?;
                 let t = Instant::now();
                 let before = diarizer.final_samples() as u64;
                 let valid_frames = if w.valid_samples >= plan.window {
@@ -458,21 +444,35 @@ impl Driver {
                 } else {
                     plan.params.grid.frames_covering(w.valid_samples)
                 };
-                let act = if out.frames == 0 {
-                    // A window of lost audio: nobody speaks.
-                    activity::LocalActivity {
-                        frames: plan.params.window_frames,
-                        speakers: plan.info.speakers,
-                        active: vec![0; plan.params.window_frames * plan.info.speakers],
+                let (act, features) = match w.outcome {
+                    Outcome::Done(out) => {
+                        let out = out.map_err(EngineError::ModelsUnavailable)?;
+                        let act = activity::decode(
+                            &out.scores,
+                            out.frames,
+                            plan.info.speakers,
+                            &plan.info.kind,
+                        );
+                        (act, out.features)
                     }
-                } else {
-                    activity::decode(&out.scores, out.frames, plan.info.speakers, &plan.info.kind)
+                    // (Pending windows stop the loop above.)
+                    Outcome::Lost | Outcome::Pending => {
+                        let frames = plan.params.window_frames;
+                        let speakers = plan.info.speakers;
+                        let silent = vec![0; frames * speakers];
+                        let act = activity::LocalActivity {
+                            frames,
+                            speakers,
+                            active: silent,
+                        };
+                        (act, Vec::new())
+                    }
                 };
                 let obs = WindowObservation {
                     start: w.start as usize,
                     activity: &act,
                     valid_frames: valid_frames.min(act.frames),
-                    features: &out.features,
+                    features: &features,
                 };
                 let turns = diarizer.push_window(&obs, &mut embed)?;
                 windows += 1;
@@ -523,18 +523,23 @@ impl Driver {
         Ok(summary)
     }
 
+    /// Hands a window to the models.
     fn submit(
         &self,
         seq: u64,
         audio: &[f32],
         reply: &Sender<WindowReply>,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Outcome, EngineError> {
         self.client
-            .submit_window(seq, audio.to_vec(), reply.clone(), self.cancelled.clone())
+            .submit_window(seq, audio.to_vec(), reply.clone(), self.cancelled.clone())?;
+        Ok(Outcome::Pending)
     }
 
     /// Names new speakers and announces them.
     fn announce(&self, d: &OnlineDiarizer, names: &mut Vec<String>) {
+        if names.len() == d.speaker_count() {
+            return;
+        }
         let speakers = d.speaker_names();
         while names.len() < speakers.len() {
             let i = names.len();

@@ -28,28 +28,73 @@ pub struct StreamArgs {
     /// Replay speed with --realtime (2.0 = twice real time).
     #[arg(long, default_value_t = 1.0)]
     pub speed: f64,
-    /// Write the final turns as RTTM here (one file).
-    #[arg(long)]
-    pub rttm: Option<PathBuf>,
     /// Directory for one RTTM per recording (several files).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
-    /// Print events as JSON lines even on a terminal.
-    #[arg(long)]
-    pub json: bool,
-    /// Print per-stage latency percentiles at the end.
-    #[arg(long)]
-    pub stats: bool,
-    /// Enrolled speakers (JSON written by `diarist enroll`) to recognise by name.
-    #[arg(long)]
-    pub known: Vec<PathBuf>,
+    #[command(flatten)]
+    pub live: LiveArgs,
     #[command(flatten)]
     pub streaming: StreamingArgs,
     #[command(flatten)]
     pub common: CommonArgs,
 }
 
-/// Reads voiceprint files written by `diarist enroll`.
+/// Output and speaker options shared by `diarist stream` and `diarist mic`.
+#[derive(clap::Args)]
+pub struct LiveArgs {
+    /// Write the final turns as RTTM here (one stream).
+    #[arg(long)]
+    pub rttm: Option<PathBuf>,
+    /// Print events as JSON lines even on a terminal.
+    #[arg(long)]
+    pub json: bool,
+    /// Print per-stage latency percentiles at the end.
+    #[arg(long)]
+    pub stats: bool,
+    /// Enrolled speakers to recognise by name: JSON files `{"name": ..., "embedding": [...]}`.
+    #[arg(long)]
+    pub known: Vec<PathBuf>,
+}
+
+/// Shows one stream's events (a live view on a terminal, JSON lines otherwise) and keeps its
+/// final turns.
+pub struct EventSink {
+    view: Option<LiveView>,
+    /// The final turns seen so far.
+    pub turns: FinalTurns,
+}
+
+impl EventSink {
+    /// A sink printing JSON lines when `json` or when standard output is not a terminal.
+    pub fn new(json: bool) -> Self {
+        let live = std::io::stdout().is_terminal() && !json;
+        Self {
+            view: live.then(LiveView::new),
+            turns: FinalTurns::default(),
+        }
+    }
+
+    /// Shows and records one event.
+    pub fn handle(&mut self, e: &Event) {
+        self.turns.observe(e);
+        match &mut self.view {
+            Some(view) => view.show(e),
+            None => {
+                if let Ok(line) = serde_json::to_string(e) {
+                    let _ = writeln!(std::io::stdout().lock(), "{line}");
+                }
+            }
+        }
+    }
+
+    /// Writes the final turns as RTTM for `id` to `path`.
+    pub fn write_rttm(&self, path: &Path, id: &str) -> anyhow::Result<()> {
+        write_atomic(path, &self.turns.rttm(id))
+            .with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+/// Reads voiceprint files (`{"name": ..., "embedding": [...]}`).
 pub fn load_voiceprints(paths: &[PathBuf]) -> anyhow::Result<Vec<Voiceprint>> {
     paths
         .iter()
@@ -68,18 +113,16 @@ fn secs(samples: u64) -> String {
 }
 
 /// A readable live view on a terminal: final turns as lines, the tentative tail on a status line.
-pub struct LiveView {
+struct LiveView {
     status: bool,
 }
 
 impl LiveView {
-    /// A view with nothing shown yet.
-    pub fn new() -> Self {
+    fn new() -> Self {
         Self { status: false }
     }
 
-    /// Shows one event.
-    pub fn show(&mut self, e: &Event) {
+    fn show(&mut self, e: &Event) {
         let mut err = std::io::stderr().lock();
         if self.status {
             let _ = write!(err, "\r\x1b[2K");
@@ -223,7 +266,7 @@ pub fn run(args: &StreamArgs) -> anyhow::Result<ExitCode> {
     if args.files.len() > 1 && args.output.is_none() {
         anyhow::bail!("several recordings stream at once only with -o DIR");
     }
-    let known = load_voiceprints(&args.known)?;
+    let known = load_voiceprints(&args.live.known)?;
     let engine = Engine::start(&config)?;
     let pace = if args.realtime {
         Pace::Live { speed: args.speed }
@@ -236,28 +279,16 @@ pub fn run(args: &StreamArgs) -> anyhow::Result<ExitCode> {
     };
     let mut failed = false;
     if let [file] = args.files.as_slice() {
-        let live = std::io::stdout().is_terminal() && !args.json;
-        let mut view = LiveView::new();
-        let mut turns = FinalTurns::default();
-        let mut out = std::io::stdout().lock();
-        let summary = run_stream(&engine, file, pace, options, |e| {
-            turns.observe(e);
-            if live {
-                view.show(e);
-            } else if let Ok(line) = serde_json::to_string(e) {
-                let _ = writeln!(out, "{line}");
-            }
-        })?;
+        let mut sink = EventSink::new(args.live.json);
+        run_stream(&engine, file, pace, options, |e| sink.handle(e))?;
         let id = file_id(file);
-        if let Some(path) = &args.rttm {
-            write_atomic(path, &turns.rttm(&id))
-                .with_context(|| format!("writing {}", path.display()))?;
+        if let Some(path) = &args.live.rttm {
+            sink.write_rttm(path, &id)?;
         }
         if let Some(dir) = &args.output {
             std::fs::create_dir_all(dir)?;
-            write_atomic(&dir.join(format!("{id}.rttm")), &turns.rttm(&id))?;
+            sink.write_rttm(&dir.join(format!("{id}.rttm")), &id)?;
         }
-        let _ = summary;
     } else {
         let dir = args.output.as_ref().expect("checked above");
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -299,7 +330,7 @@ pub fn run(args: &StreamArgs) -> anyhow::Result<ExitCode> {
             }
         });
     }
-    if args.stats {
+    if args.live.stats {
         print_stats(engine.stats());
     }
     Ok(if failed {
