@@ -24,22 +24,29 @@ pub enum Pace {
 /// Audio is pushed in chunks of this many samples (20 ms), as a sound card would.
 const CHUNK: usize = 320;
 
-/// Replays the recording at `path` into `writer` at `pace`, then drops the writer (ending the
-/// stream). Returns the samples pushed.
-pub fn replay_file(path: &Path, writer: AudioWriter, pace: Pace) -> Result<u64, EngineError> {
+/// Replays the recording at `path` (its first `max_samples` samples, when given) into `writer`
+/// at `pace`, then drops the writer (ending the stream). Returns the samples pushed.
+pub fn replay_file(
+    path: &Path,
+    writer: AudioWriter,
+    pace: Pace,
+    max_samples: Option<u64>,
+) -> Result<u64, EngineError> {
     let mut audio = AudioStream::open(path)?;
     replay(
         |buf| audio.read(buf).map_err(EngineError::from),
         writer,
         pace,
+        max_samples.unwrap_or(u64::MAX),
     )
 }
 
-/// Replays samples from `read` (as [`AudioStream::read`]: appends, 0 at the end).
-pub fn replay(
+/// Replays up to `limit` samples from `read` (as [`AudioStream::read`]: appends, 0 at the end).
+fn replay(
     mut read: impl FnMut(&mut Vec<f32>) -> Result<usize, EngineError>,
     mut writer: AudioWriter,
     pace: Pace,
+    limit: u64,
 ) -> Result<u64, EngineError> {
     let started = Instant::now();
     let mut buf: Vec<f32> = Vec::new();
@@ -49,10 +56,10 @@ pub fn replay(
         while !done && buf.len() < CHUNK {
             done = read(&mut buf)? == 0;
         }
-        if buf.is_empty() {
+        if buf.is_empty() || pushed >= limit {
             break;
         }
-        let take = buf.len().min(CHUNK);
+        let take = buf.len().min(CHUNK).min((limit - pushed) as usize);
         match pace {
             Pace::Fastest => {
                 if writer.push_wait(&buf[..take]).is_err() {

@@ -111,7 +111,8 @@ fn check_events(events: &[Event], summary: &Summary) -> Vec<rttm::Turn> {
 fn run(engine: &Engine, name: &str, pace: Pace) -> (Vec<Event>, Summary) {
     let (writer, stream) = engine.open(StreamOptions::default()).unwrap();
     let path = fixture(name);
-    let source = std::thread::spawn(move || source::replay_file(&path, writer, pace).unwrap());
+    let source =
+        std::thread::spawn(move || source::replay_file(&path, writer, pace, None).unwrap());
     let events: Vec<Event> = stream.events().iter().collect();
     let summary = stream.wait().unwrap();
     let pushed = source.join().unwrap();

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use diarist_audio::AudioStream;
 use diarist_core::der::{self, DerBreakdown};
 use diarist_core::rttm;
 use diarist_engine::source::{self, Pace};
@@ -56,7 +55,7 @@ fn run_level(
     let lost = AtomicU64::new(0);
     let overloads = AtomicU64::new(0);
     let samples = AtomicU64::new(0);
-    let limit = (duration * 16_000.0) as usize;
+    let limit = (duration * 16_000.0) as u64;
     let cpu0 = cpu_secs();
     let t0 = Instant::now();
     std::thread::scope(|s| -> anyhow::Result<()> {
@@ -70,23 +69,8 @@ fn run_level(
                 std::thread::sleep(std::time::Duration::from_millis(
                     (i * 500 / streams.max(1)) as u64,
                 ));
-                let src = std::thread::spawn(move || -> Result<u64, EngineError> {
-                    let mut audio = AudioStream::open(&path)?;
-                    let mut taken = 0usize;
-                    source::replay(
-                        |buf| {
-                            if taken >= limit {
-                                return Ok(0);
-                            }
-                            let before = buf.len();
-                            audio.read(buf)?;
-                            buf.truncate(before + (buf.len() - before).min(limit - taken));
-                            taken += buf.len() - before;
-                            Ok(buf.len() - before)
-                        },
-                        writer,
-                        Pace::Live { speed: 1.0 },
-                    )
+                let src = std::thread::spawn(move || {
+                    source::replay_file(&path, writer, Pace::Live { speed: 1.0 }, Some(limit))
                 });
                 for e in stream.events() {
                     if let Event::Overload { .. } = e {

@@ -234,7 +234,7 @@ pub fn run_stream(
 ) -> anyhow::Result<Summary> {
     let (writer, stream) = engine.open(options)?;
     let path_owned = path.to_path_buf();
-    let source = std::thread::spawn(move || source::replay_file(&path_owned, writer, pace));
+    let source = std::thread::spawn(move || source::replay_file(&path_owned, writer, pace, None));
     for e in stream.events() {
         on_event(&e);
     }
