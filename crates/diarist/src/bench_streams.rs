@@ -8,7 +8,7 @@ use std::time::Instant;
 use diarist_core::der::{self, DerBreakdown};
 use diarist_core::rttm;
 use diarist_engine::source::{self, Pace};
-use diarist_engine::{Config, Engine, EngineError, Event, StreamOptions};
+use diarist_engine::{Config, Engine, Event, StreamOptions};
 
 use crate::diarize::file_id;
 use crate::stream::FinalTurns;
