@@ -20,6 +20,7 @@ demo: build
 test: setup
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --locked -p diarist-models --features cuda -- -D warnings
 	$(CARGO) test --locked
 
 bench: build

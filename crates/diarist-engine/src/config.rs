@@ -14,6 +14,9 @@ pub struct RuntimeConfig {
     pub onnxruntime: PathBuf,
     /// Threads inside one model run.
     pub intra_threads: usize,
+    /// Execution provider: "cpu", or "cuda" (builds with the `cuda` feature; falls back to the
+    /// CPU with a log line when no GPU can be used).
+    pub provider: diarist_models::Provider,
     /// Parallel workers for batch jobs; 0 = one per core.
     pub workers: usize,
 }

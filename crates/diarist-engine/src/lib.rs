@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod config;
+pub mod enroll;
 pub mod offline;
 pub mod pool;
 pub mod source;
@@ -24,6 +25,9 @@ pub enum EngineError {
     /// A model failed to load or run.
     #[error(transparent)]
     Model(#[from] diarist_models::ModelError),
+    /// The audio holds no usable speech for what was asked.
+    #[error("no speech: {0}")]
+    NoSpeech(String),
     /// A batch worker could not load its models, so it could not take this file.
     #[error("models did not load: {0}")]
     ModelsUnavailable(String),

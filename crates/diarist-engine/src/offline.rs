@@ -40,6 +40,7 @@ impl Models {
         let runtime = Runtime::load(&config.runtime.onnxruntime)?;
         let opts = SessionOptions {
             intra_threads: config.runtime.intra_threads,
+            provider: config.runtime.provider,
         };
         let variant = |v: &str| {
             if v == "fp32" {

@@ -80,6 +80,8 @@ pub struct ModelInfo {
     pub features: FrameGeometry,
     /// Values per backbone feature frame.
     pub feature_dim: usize,
+    /// Values per speaker embedding.
+    pub dimension: usize,
 }
 
 /// The worker pool and its batcher.
@@ -176,6 +178,7 @@ fn model_info(models: &mut Models, config: &Config) -> Result<ModelInfo, EngineE
         speakers: spec.manifest.output.max_speakers.unwrap_or(0),
         features,
         feature_dim: probe.dimension,
+        dimension: models.embedding.dimension(),
     })
 }
 

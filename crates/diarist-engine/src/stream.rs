@@ -219,6 +219,15 @@ impl Engine {
     /// Opens a stream: write its audio into the returned writer (drop the writer to end the
     /// stream) and read its events from the returned [`Stream`].
     pub fn open(&self, options: StreamOptions) -> Result<(AudioWriter, Stream), EngineError> {
+        let dim = self.plan.info.dimension;
+        for v in &options.known_speakers {
+            if v.embedding.len() != dim || !v.embedding.iter().all(|x| x.is_finite()) {
+                return Err(EngineError::Config(format!(
+                    "the voiceprint of `{}` is not {dim} finite values (the embedding model's size)",
+                    v.name
+                )));
+            }
+        }
         let (writer, reader) = audio_ring(self.plan.buffer);
         let (tx, rx) = mpsc::channel();
         let cancelled = Arc::new(AtomicBool::new(false));

@@ -12,7 +12,7 @@ pub use manifest::{
     Activation, FrameGeometry, FrontEnd, Layout, Manifest, ModelSpec, OutputKind, SplitSection,
     Task,
 };
-pub use runtime::{Runtime, SessionOptions};
+pub use runtime::{Provider, Runtime, SessionOptions};
 pub use session::{EmbeddingModel, Embeddings, Features, FrameScores, SegmentationModel};
 
 use std::path::PathBuf;

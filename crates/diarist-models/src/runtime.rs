@@ -11,17 +11,40 @@ use crate::ModelError;
 
 static ENVIRONMENT: OnceLock<(Environment, PathBuf)> = OnceLock::new();
 
-/// Threading of one inference session.
+/// Where model runs happen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// ONNX Runtime's CPU provider.
+    #[default]
+    Cpu,
+    /// The CUDA provider on GPU `device` (needs the `cuda` cargo feature and a CUDA build of ONNX
+    /// Runtime); when it cannot be registered, sessions run on the CPU and a log line says so.
+    Cuda,
+}
+
+/// Threading and placement of one inference session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionOptions {
     /// Threads inside one operator (1 = run on the caller's thread only).
     pub intra_threads: usize,
+    /// Execution provider asked for.
+    pub provider: Provider,
 }
 
 impl Default for SessionOptions {
     fn default() -> Self {
-        Self { intra_threads: 1 }
+        Self {
+            intra_threads: 1,
+            provider: Provider::Cpu,
+        }
     }
+}
+
+/// Says once per process which provider runs the models.
+fn announce(line: String) {
+    static SAID: OnceLock<()> = OnceLock::new();
+    SAID.get_or_init(|| eprintln!("diarist: {line}"));
 }
 
 /// A handle on the loaded ONNX Runtime; sessions are created through it.
@@ -57,13 +80,19 @@ impl Runtime {
         Ok(Self { env })
     }
 
-    /// Builds a CPU session from an in-memory ONNX model.
+    /// Builds a session from an in-memory ONNX model on the provider `opts` asks for, falling
+    /// back to the CPU (with a log line) when that provider cannot run here.
     pub(crate) fn session(
         &self,
         model: &[u8],
         opts: SessionOptions,
     ) -> Result<Session, ModelError> {
-        let session = Session::builder(self.env)?
+        let builder = Session::builder(self.env)?;
+        let builder = match opts.provider {
+            Provider::Cpu => builder,
+            Provider::Cuda => with_cuda(builder)?,
+        };
+        let session = builder
             .with_optimization_level(GraphOptimizationLevel::Level3)
             .map_err(ort::Error::from)?
             .with_intra_threads(opts.intra_threads.max(1))
@@ -75,6 +104,36 @@ impl Runtime {
             .commit_from_memory(model)?;
         Ok(session)
     }
+}
+
+#[cfg(feature = "cuda")]
+fn with_cuda(
+    builder: ort::session::builder::SessionBuilder,
+) -> Result<ort::session::builder::SessionBuilder, ModelError> {
+    let cuda = ort::ep::CUDA::default().build().error_on_failure();
+    match builder.with_execution_providers([cuda]) {
+        Ok(b) => {
+            announce("models run on the CUDA execution provider".into());
+            Ok(b)
+        }
+        Err(e) => {
+            announce(format!(
+                "the CUDA execution provider is not available ({e}); models run on the CPU"
+            ));
+            Ok(e.recover())
+        }
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn with_cuda(
+    builder: ort::session::builder::SessionBuilder,
+) -> Result<ort::session::builder::SessionBuilder, ModelError> {
+    announce(
+        "provider \"cuda\" was asked for, but this build lacks the `cuda` feature; models run on the CPU"
+            .into(),
+    );
+    Ok(builder)
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {

@@ -5,6 +5,7 @@
 mod bench;
 mod bench_streams;
 mod diarize;
+mod enroll;
 mod eval;
 mod mic;
 mod settings;
@@ -28,6 +29,8 @@ enum Command {
     Diarize(diarize::DiarizeArgs),
     /// Replay recordings as live streams: speaker turns as they become final.
     Stream(stream::StreamArgs),
+    /// Compute a speaker's voiceprint from sample audio, for `--known`.
+    Enroll(enroll::EnrollArgs),
     /// Diarize a microphone live; Ctrl-C flushes the final turns.
     Mic(mic::MicArgs),
     /// Score hypothesis RTTM against reference RTTM (diarization error rate).
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval::run(args),
         Command::Stream(args) => stream::run(args),
         Command::Mic(args) => mic::run(args),
+        Command::Enroll(args) => enroll::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Config(args) => settings::load(&args.common, &args.offline).and_then(|c| {
             print!("{}", toml::to_string_pretty(&c)?);

@@ -379,3 +379,73 @@ fn speaker_count_options_are_honoured() {
         stderr(&o)
     );
 }
+
+#[test]
+fn enroll_writes_a_voiceprint_that_stream_recognises_by_name() {
+    let dir = temp_dir("enroll");
+    let audio = diarist_audio::decode_all(&fixture("pyannote_sample.wav")).unwrap();
+    let clip: Vec<f32> = [(14.5, 17.9), (21.8, 27.8)]
+        .iter()
+        .flat_map(|&(a, b): &(f64, f64)| {
+            audio[(a * 16_000.0) as usize..(b * 16_000.0) as usize].to_vec()
+        })
+        .collect();
+    let clip_path = dir.join("clip.wav");
+    write_wav(&clip_path, &clip);
+    let print = dir.join("ana.json");
+    let out = diarist(&[
+        "enroll",
+        clip_path.to_str().unwrap(),
+        "--name",
+        "Ana",
+        "-o",
+        print.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&print).unwrap()).unwrap();
+    assert_eq!(v["name"], "Ana");
+    assert_eq!(v["embedding"].as_array().unwrap().len(), 192);
+
+    let out = diarist(&[
+        "stream",
+        fixture("pyannote_sample.wav").to_str().unwrap(),
+        "--known",
+        print.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "speaker" && e["speaker"] == "Ana" && e["enrolled"] == true),
+        "the enrolled speaker is announced"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "turn" && e["speaker"] == "Ana"),
+        "and speaks"
+    );
+
+    // Silence has no voice to enroll; a voiceprint of the wrong size is refused by name.
+    let silent = dir.join("silent.wav");
+    write_wav(&silent, &vec![0.0; 80_000]);
+    let out = diarist(&["enroll", silent.to_str().unwrap(), "--name", "Nobody"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no speech"), "{}", stderr(&out));
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, r#"{"name": "Bad", "embedding": [0.5, 0.5]}"#).unwrap();
+    let out = diarist(&[
+        "stream",
+        fixture("pyannote_sample.wav").to_str().unwrap(),
+        "--known",
+        bad.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("Bad"), "{}", stderr(&out));
+}

@@ -1,0 +1,65 @@
+//! `diarist enroll`: a voiceprint from sample audio of one speaker, for `--known`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use diarist_engine::Voiceprint;
+use diarist_engine::enroll::enroll_file;
+use diarist_engine::offline::Models;
+
+use crate::diarize::write_atomic;
+use crate::settings::{self, CommonArgs, OfflineArgs};
+
+/// Arguments of `diarist enroll`.
+#[derive(clap::Args)]
+pub struct EnrollArgs {
+    /// Sample audio of the speaker (any supported format; if other voices are heard too, the
+    /// speaker with the most speech is enrolled).
+    pub file: PathBuf,
+    /// Name reported when this speaker is recognised.
+    #[arg(long)]
+    pub name: String,
+    /// Write the voiceprint here (JSON) instead of standard output.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Runs `diarist enroll`.
+pub fn run(args: &EnrollArgs) -> anyhow::Result<ExitCode> {
+    if args.name.trim().is_empty() {
+        anyhow::bail!("--name must not be empty");
+    }
+    let config = settings::load(&args.common, &OfflineArgs::default())?;
+    let mut models = Models::load(&config)?;
+    let e = enroll_file(&mut models, &config, &args.file)
+        .with_context(|| format!("enrolling from {}", args.file.display()))?;
+    eprintln!(
+        "diarist: enrolled {:?} from {:.1} s of clean speech in {} windows ({} speaker(s) heard, {:.0} % of the speech theirs)",
+        args.name,
+        e.speech_samples as f64 / 16_000.0,
+        e.windows,
+        e.speakers,
+        100.0 * e.share
+    );
+    if e.speakers > 1 && e.share < 0.6 {
+        eprintln!(
+            "diarist: warning: the sample holds several voices and the enrolled one has only {:.0} % of the speech",
+            100.0 * e.share
+        );
+    }
+    let print = Voiceprint {
+        name: args.name.clone(),
+        embedding: e.voiceprint,
+    };
+    let text = serde_json::to_string(&print)? + "\n";
+    match &args.output {
+        Some(path) => {
+            write_atomic(path, &text).with_context(|| format!("writing {}", path.display()))?
+        }
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
