@@ -59,6 +59,8 @@ pub struct WindowObservation<'a> {
     pub valid_frames: usize,
     /// Backbone features of the window, `[frames, dimension]` row-major.
     pub features: &'a [f32],
+    /// Samples from the window's start to the start of the first feature frame.
+    pub features_offset: usize,
 }
 
 /// Pools a window's features: `(features [frames, dim], weights [speakers, frames], speakers)`
@@ -307,7 +309,7 @@ impl OnlineDiarizer {
         for (i, &s) in candidates.iter().enumerate() {
             let alone = clean[s] > 0;
             for r in 0..frames {
-                let f = g.nearest((r * fg.step + fg.length / 2) as f64);
+                let f = g.nearest((obs.features_offset + r * fg.step + fg.length / 2) as f64);
                 if f < valid && act.is_active(f, s) && (!alone || act.count(f) == 1) {
                     weights[i * frames + r] = 1.0;
                 }
@@ -612,6 +614,7 @@ mod tests {
                 activity: &act,
                 valid_frames: 6,
                 features: &feats,
+                features_offset: 0,
             };
             events.extend(d.push_window(&obs, &mut mean).unwrap());
         }
@@ -643,6 +646,7 @@ mod tests {
             activity: &act,
             valid_frames: 6,
             features: &feats,
+            features_offset: 0,
         };
         let mut events = d.push_window(&obs, &mut mean).unwrap();
         events.extend(d.finish(60));
@@ -665,6 +669,7 @@ mod tests {
                 activity: &act,
                 valid_frames: 6,
                 features: &feats,
+                features_offset: 0,
             };
             assert!(d.push_window(&obs, &mut mean).unwrap().is_empty());
         }

@@ -8,6 +8,7 @@
 //! across workers is the default (measured faster on small CPUs than threaded single runs).
 
 use std::collections::VecDeque;
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -30,7 +31,7 @@ pub struct WindowOutput {
     pub frames: usize,
     /// Scores per frame.
     pub classes: usize,
-    /// `[feature_frames, dimension]` backbone features.
+    /// `[feature_frames, dimension]` backbone features of the job's `backbone` stretch.
     pub features: Vec<f32>,
 }
 
@@ -41,6 +42,7 @@ enum Job {
     Window {
         seq: u64,
         audio: Vec<f32>,
+        backbone: Range<usize>,
         reply: Sender<WindowReply>,
         cancelled: Arc<AtomicBool>,
         queued: Instant,
@@ -183,11 +185,13 @@ fn model_info(models: &mut Models, config: &Config) -> Result<ModelInfo, EngineE
 }
 
 impl PoolClient {
-    /// Queues a window for segmentation and backbone features; the answer goes to `reply`.
+    /// Queues a window for segmentation, and backbone features of its samples `backbone`; the
+    /// answer goes to `reply`.
     pub fn submit_window(
         &self,
         seq: u64,
         audio: Vec<f32>,
+        backbone: Range<usize>,
         reply: Sender<WindowReply>,
         cancelled: Arc<AtomicBool>,
     ) -> Result<(), EngineError> {
@@ -195,6 +199,7 @@ impl PoolClient {
             .send(Msg::Submit(Job::Window {
                 seq,
                 audio,
+                backbone,
                 reply,
                 cancelled,
                 queued: Instant::now(),
@@ -240,12 +245,17 @@ fn batch(
     let mut queue: VecDeque<Job> = VecDeque::new();
     let mut idle: Vec<usize> = (0..workers.len()).collect();
     loop {
-        let timeout = match queue.iter().find_map(|j| match j {
+        // A batch may become due by time alone only while a worker is idle to take it; with every
+        // worker busy, the next message (a worker coming back, a new job) is what changes things.
+        let oldest = queue.iter().find_map(|j| match j {
             Job::Window { queued, .. } => Some(*queued),
             Job::Embed { .. } => None,
-        }) {
-            Some(oldest) => (oldest + max_wait).saturating_duration_since(Instant::now()),
-            None => Duration::from_secs(3600),
+        });
+        let timeout = match oldest {
+            Some(oldest) if !idle.is_empty() => {
+                (oldest + max_wait).saturating_duration_since(Instant::now())
+            }
+            _ => Duration::from_secs(3600),
         };
         match rx.recv_timeout(timeout) {
             Ok(Msg::Submit(job)) => queue.push_back(job),
@@ -328,57 +338,73 @@ fn work(
                 Job::Window {
                     seq,
                     audio: a,
+                    backbone,
                     reply,
                     queued,
                     ..
                 } => {
                     stats.record_duration(Stage::QueueWait, queued.elapsed());
-                    windows.push((seq, a, reply));
+                    let end = backbone.end.min(window);
+                    windows.push((seq, a, backbone.start.min(end)..end, reply));
                 }
             }
         }
         if !windows.is_empty() {
-            audio.clear();
-            for (_, a, _) in &windows {
-                audio.extend_from_slice(a);
-            }
-            let n = windows.len() as u32;
             let t = Instant::now();
             // Segmentation runs window by window: its INT8 variant quantises activations per run,
             // so a batch would make one stream's result depend on the others in the batch.
-            let scores: Result<Vec<_>, _> = windows
+            let scores: Vec<_> = windows
                 .iter()
-                .map(|(_, a, _)| models.segmentation.run(a, window))
+                .map(|(_, a, _, _)| models.segmentation.run(a, window))
                 .collect();
-            let seg = t.elapsed();
-            let t = Instant::now();
-            let features = models.embedding.features_batch(&audio, window);
-            let emb = t.elapsed();
-            // Per-window cost: a batch's time shared by its windows.
-            for _ in 0..n {
-                stats.record_duration(Stage::Segmentation, seg / n);
-                stats.record_duration(Stage::Embedding, emb / n);
+            let seg = t.elapsed() / windows.len() as u32;
+            // The backbone runs batched, one batch per run length.
+            let mut features: Vec<Option<Result<Vec<f32>, String>>> = vec![None; windows.len()];
+            let mut lengths: Vec<usize> = windows.iter().map(|w| w.2.len()).collect();
+            lengths.sort_unstable();
+            lengths.dedup();
+            for len in lengths {
+                let group: Vec<usize> = (0..windows.len())
+                    .filter(|&i| windows[i].2.len() == len)
+                    .collect();
+                audio.clear();
+                for &i in &group {
+                    audio.extend_from_slice(&windows[i].1[windows[i].2.clone()]);
+                }
+                let t = Instant::now();
+                let out = models.embedding.features_batch(&audio, len);
+                let per = t.elapsed() / group.len() as u32;
+                for _ in &group {
+                    stats.record_duration(Stage::Segmentation, seg);
+                    stats.record_duration(Stage::Embedding, per);
+                }
+                match out {
+                    Ok(runs) => {
+                        for (&i, run) in group.iter().zip(runs) {
+                            features[i] = Some(Ok(run.data));
+                        }
+                    }
+                    Err(e) => {
+                        for &i in &group {
+                            features[i] = Some(Err(e.to_string()));
+                        }
+                    }
+                }
             }
-            match (scores, features) {
-                (Ok(scores), Ok(features)) => {
-                    for (i, ((seq, _, reply), f)) in windows.into_iter().zip(features).enumerate() {
-                        let _ = reply.send((
-                            seq,
-                            Ok(WindowOutput {
-                                scores: scores[i].window(0).to_vec(),
-                                frames: scores[i].frames,
-                                classes: scores[i].classes,
-                                features: f.data,
-                            }),
-                        ));
-                    }
-                }
-                (Err(e), _) | (_, Err(e)) => {
-                    let e = e.to_string();
-                    for (seq, _, reply) in windows {
-                        let _ = reply.send((seq, Err(e.clone())));
-                    }
-                }
+            for (((seq, _, _, reply), scores), features) in
+                windows.into_iter().zip(scores).zip(features)
+            {
+                let out = match (scores, features.expect("every window is in a group")) {
+                    (Ok(scores), Ok(features)) => Ok(WindowOutput {
+                        scores: scores.data,
+                        frames: scores.frames,
+                        classes: scores.classes,
+                        features,
+                    }),
+                    (Err(e), _) => Err(e.to_string()),
+                    (_, Err(e)) => Err(e),
+                };
+                let _ = reply.send((seq, out));
             }
         }
         if idle.send(Msg::Idle(id)).is_err() {

@@ -7,6 +7,7 @@
 //! reported with its exact place and length (and diarized as silence, so time stays exact).
 
 use std::collections::{BTreeMap, VecDeque};
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -142,6 +143,9 @@ pub enum Event {
 struct StreamPlan {
     window: usize,
     hop: usize,
+    /// Length of the backbone run of a window that follows the previous one by a hop (0: every
+    /// window runs it over all of itself).
+    backbone: usize,
     buffer: usize,
     max_in_flight: usize,
     params: OnlineParams,
@@ -182,6 +186,16 @@ impl Engine {
         };
         let window_frames = info.frames.frames(window);
         let frames_of = |v: f64| (secs(v) as f64 / step as f64).round() as usize;
+        // Runs sit on the stream's feature grid, so the frames of one run line up with the
+        // frames of the runs before it.
+        let fstep = info.features.step.max(1);
+        let least = (hop + info.features.length).div_ceil(fstep) * fstep;
+        let backbone = (secs(s.backbone_secs) / fstep * fstep).max(least);
+        let backbone = if backbone + fstep <= window {
+            backbone
+        } else {
+            0
+        };
         let params = OnlineParams {
             grid,
             feature_grid: FrameGrid {
@@ -202,6 +216,7 @@ impl Engine {
             plan: StreamPlan {
                 window,
                 hop,
+                backbone,
                 buffer: secs(s.buffer_secs).max(window + hop),
                 max_in_flight: s.max_in_flight.max(1),
                 params,
@@ -302,7 +317,49 @@ enum Outcome {
 struct InFlight {
     start: u64,
     valid_samples: usize,
+    /// Stream sample where its backbone run started, and whether the run covered all of it.
+    backbone_at: usize,
+    whole: bool,
     outcome: Outcome,
+}
+
+/// Backbone feature frames of the stream's newest window, on the stream's feature grid (frame
+/// `k` starts at sample `k * step`), built from the runs of that window and the ones before it.
+struct FeatureCache {
+    /// Stream-wide index of the first frame held.
+    first: usize,
+    /// `[frames, dim]` row-major.
+    data: Vec<f32>,
+    dim: usize,
+    step: usize,
+}
+
+impl FeatureCache {
+    /// Takes in the run that started at stream sample `at` (on the grid) for the window starting
+    /// at `start`: a run over the whole window replaces what is held, a short run adds the frames
+    /// past the held ones. Keeps the frames inside the window only.
+    fn update(&mut self, start: usize, at: usize, whole: bool, run: Vec<f32>) {
+        let run_first = at / self.step;
+        let end = self.first + self.data.len() / self.dim.max(1);
+        if whole || self.data.is_empty() || end < run_first {
+            self.first = run_first;
+            self.data = run;
+        } else {
+            let skip = (end - run_first) * self.dim;
+            self.data.extend_from_slice(&run[skip.min(run.len())..]);
+        }
+        let window_first = start.div_ceil(self.step);
+        if window_first > self.first {
+            let n = ((window_first - self.first) * self.dim).min(self.data.len());
+            self.data.drain(..n);
+            self.first = window_first;
+        }
+    }
+
+    /// Samples from `start` to the first frame held.
+    fn offset(&self, start: usize) -> usize {
+        (self.first * self.step).saturating_sub(start)
+    }
 }
 
 impl Driver {
@@ -332,6 +389,14 @@ impl Driver {
         let (mut closed, mut tail_sent) = (false, false);
         let mut windows = 0u64;
         let dim = plan.info.feature_dim;
+        let mut cache = FeatureCache {
+            first: 0,
+            data: Vec::new(),
+            dim,
+            step: plan.info.features.step.max(1),
+        };
+        // Start of the last window handed to the models: the next one may run a short backbone.
+        let mut last_submitted: Option<u64> = None;
         let client = self.client.clone();
         let mut embed =
             |f: &[f32], w: &[f32], n: usize| client.embed(f.to_vec(), dim, w.to_vec(), n);
@@ -347,16 +412,24 @@ impl Driver {
                     }
                     let end = start + plan.window as u64;
                     let lost_window = gaps.front().is_some_and(|g| g.0 <= start && end <= g.1);
+                    let follows = start
+                        .checked_sub(plan.hop as u64)
+                        .is_some_and(|p| last_submitted == Some(p));
+                    let run = self.backbone_run(start, follows);
                     let outcome = if lost_window {
+                        last_submitted = None;
                         Outcome::Lost
                     } else {
-                        self.submit(next_seq, &window_audio, &reply_tx)?
+                        last_submitted = Some(start);
+                        self.submit(next_seq, &window_audio, run.clone(), &reply_tx)?
                     };
                     in_flight.insert(
                         next_seq,
                         InFlight {
                             start,
                             valid_samples: plan.window,
+                            backbone_at: start as usize + run.start,
+                            whole: !follows || plan.backbone == 0,
                             outcome,
                         },
                     );
@@ -401,12 +474,16 @@ impl Driver {
             // At the end, the windows that cover the last partial stretch.
             if closed && pending_silence == 0 && !tail_sent && windower.missing() > 0 {
                 while let Some((start, real)) = windower.next_partial(&mut window_audio) {
-                    let outcome = self.submit(next_seq, &window_audio, &reply_tx)?;
+                    let run = self.backbone_run(start, false);
+                    let at = start as usize + run.start;
+                    let outcome = self.submit(next_seq, &window_audio, run, &reply_tx)?;
                     in_flight.insert(
                         next_seq,
                         InFlight {
                             start,
                             valid_samples: real,
+                            backbone_at: at,
+                            whole: true,
                             outcome,
                         },
                     );
@@ -453,7 +530,7 @@ impl Driver {
                 } else {
                     plan.params.grid.frames_covering(w.valid_samples)
                 };
-                let (act, features) = match w.outcome {
+                let (act, has_features) = match w.outcome {
                     Outcome::Done(out) => {
                         let out = out.map_err(EngineError::ModelsUnavailable)?;
                         let act = activity::decode(
@@ -462,7 +539,8 @@ impl Driver {
                             plan.info.speakers,
                             &plan.info.kind,
                         );
-                        (act, out.features)
+                        cache.update(w.start as usize, w.backbone_at, w.whole, out.features);
+                        (act, true)
                     }
                     // (Pending windows stop the loop above.)
                     Outcome::Lost | Outcome::Pending => {
@@ -474,14 +552,15 @@ impl Driver {
                             speakers,
                             active: silent,
                         };
-                        (act, Vec::new())
+                        (act, false)
                     }
                 };
                 let obs = WindowObservation {
                     start: w.start as usize,
                     activity: &act,
                     valid_frames: valid_frames.min(act.frames),
-                    features: &features,
+                    features: if has_features { &cache.data } else { &[] },
+                    features_offset: cache.offset(w.start as usize),
                 };
                 let turns = diarizer.push_window(&obs, &mut embed)?;
                 windows += 1;
@@ -537,11 +616,32 @@ impl Driver {
         &self,
         seq: u64,
         audio: &[f32],
+        backbone: Range<usize>,
         reply: &Sender<WindowReply>,
     ) -> Result<Outcome, EngineError> {
-        self.client
-            .submit_window(seq, audio.to_vec(), reply.clone(), self.cancelled.clone())?;
+        self.client.submit_window(
+            seq,
+            audio.to_vec(),
+            backbone,
+            reply.clone(),
+            self.cancelled.clone(),
+        )?;
         Ok(Outcome::Pending)
+    }
+
+    /// The samples of the window starting at `start` the backbone runs over, on the stream's
+    /// feature grid: the newest `backbone` samples when the previous window (a hop earlier) ran
+    /// too, else all of the window the grid allows.
+    fn backbone_run(&self, start: u64, follows: bool) -> Range<usize> {
+        let step = self.plan.info.features.step.max(1);
+        let start = start as usize;
+        let end = (start + self.plan.window) / step * step;
+        let from = if follows && self.plan.backbone > 0 {
+            end - self.plan.backbone
+        } else {
+            start.div_ceil(step) * step
+        };
+        from - start..end - start
     }
 
     /// Names new speakers and announces them.
@@ -598,5 +698,49 @@ fn turn_event(t: &diarist_core::online::TurnEvent, names: &[String]) -> Event {
         start: t.start as u64,
         end: t.end as u64,
         is_final: true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FeatureCache;
+
+    /// A run over stream samples `[at, end)` of a backbone whose frame `k` (on the stream grid)
+    /// holds the value `k`: what the cache keeps must be every frame of the window, in order.
+    fn run(at: usize, end: usize, step: usize, length: usize) -> Vec<f32> {
+        let first = at / step;
+        (0..(end - at - length) / step + 1)
+            .map(|j| (first + j) as f32)
+            .collect()
+    }
+
+    #[test]
+    fn short_runs_extend_the_window_frames_of_earlier_runs_without_gap_or_repeat() {
+        let (step, length, window, hop, backbone) = (320, 400, 48_000, 8_100, 24_000);
+        let mut cache = FeatureCache {
+            first: 0,
+            data: Vec::new(),
+            dim: 1,
+            step,
+        };
+        for w in 0..40 {
+            let start = w * hop;
+            let end = (start + window) / step * step;
+            // Every seventh window runs whole, as after audio lost to overload.
+            let whole = w % 7 == 0;
+            let at = if whole {
+                start.div_ceil(step) * step
+            } else {
+                end - backbone
+            };
+            cache.update(start, at, whole, run(at, end, step, length));
+            let first = start.div_ceil(step);
+            let expected: Vec<f32> = (first..(end - length) / step + 1)
+                .map(|k| k as f32)
+                .collect();
+            assert_eq!(cache.data, expected, "window {w}");
+            assert_eq!(cache.offset(start), first * step - start);
+            assert!(cache.offset(start) < step);
+        }
     }
 }
