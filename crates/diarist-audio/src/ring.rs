@@ -168,23 +168,31 @@ impl AudioWriter {
         self.hand_over_gap();
     }
 
+    /// Writes what fits of `samples` without waiting and loses nothing: returns how many were
+    /// written (0 while the reader is behind); the caller keeps the rest and tries again later
+    /// (an async source waits this way without holding a thread). Fails if the reader has gone.
+    pub fn push_some(&mut self, samples: &[f32]) -> Result<usize, ReaderGone> {
+        if self.reader_gone() {
+            return Err(ReaderGone);
+        }
+        if samples.is_empty() || !self.hand_over_gap() {
+            return Ok(0);
+        }
+        let n = self.samples.push_slice(samples);
+        self.position += n as u64;
+        if n > 0 {
+            self.record_arrival();
+        }
+        Ok(n)
+    }
+
     /// Writes all of `samples`, waiting for room while the reader is behind (for sources that
     /// can wait, such as files). Fails if the reader has gone.
     pub fn push_wait(&mut self, mut samples: &[f32]) -> Result<(), ReaderGone> {
         while !samples.is_empty() {
-            if self.reader_gone() {
-                return Err(ReaderGone);
-            }
-            if !self.hand_over_gap() {
-                std::thread::sleep(Duration::from_millis(1));
-                continue;
-            }
-            let n = self.samples.push_slice(samples);
-            self.position += n as u64;
+            let n = self.push_some(samples)?;
             samples = &samples[n..];
-            if n > 0 {
-                self.record_arrival();
-            } else {
+            if n == 0 {
                 std::thread::sleep(Duration::from_millis(2));
             }
         }
