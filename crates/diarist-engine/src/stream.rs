@@ -43,6 +43,8 @@ pub struct StreamOptions {
     pub max_speakers: Option<usize>,
     /// Enrolled speakers to recognise by name.
     pub known_speakers: Vec<Voiceprint>,
+    /// Delay after which audio is final, seconds (`None`: the configuration's).
+    pub latency_secs: Option<f64>,
 }
 
 /// What a turn event says happened.
@@ -249,6 +251,19 @@ impl Engine {
         let mut plan = self.plan.clone();
         if let Some(m) = options.max_speakers {
             plan.params.max_speakers = (m > 0).then_some(m);
+        }
+        if let Some(l) = options.latency_secs {
+            let (hop, window) = (plan.hop as f64, plan.window as f64);
+            let samples = l * SAMPLE_RATE as f64;
+            if !(samples.is_finite() && samples >= hop && samples <= window) {
+                return Err(EngineError::Config(format!(
+                    "latency must be between the hop ({} s) and the window ({} s)",
+                    hop / SAMPLE_RATE as f64,
+                    window / SAMPLE_RATE as f64
+                )));
+            }
+            plan.params.tentative_frames =
+                (samples / plan.params.grid.step as f64).round() as usize;
         }
         let driver = Driver {
             plan,

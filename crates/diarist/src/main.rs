@@ -8,6 +8,7 @@ mod diarize;
 mod enroll;
 mod eval;
 mod mic;
+mod serve;
 mod settings;
 mod stream;
 
@@ -33,6 +34,10 @@ enum Command {
     Enroll(enroll::EnrollArgs),
     /// Diarize a microphone live; Ctrl-C flushes the final turns.
     Mic(mic::MicArgs),
+    /// Serve live diarization over WebSockets (protocol v1, docs/PROTOCOL.md).
+    Serve(serve::ServeArgs),
+    /// Stream a recording to a diarist server; its messages as JSON lines.
+    Client(serve::ClientArgs),
     /// Score hypothesis RTTM against reference RTTM (diarization error rate).
     Eval(eval::EvalArgs),
     /// Measure model load time, per-window latency and offline speed.
@@ -58,6 +63,8 @@ fn main() -> ExitCode {
         Command::Stream(args) => stream::run(args),
         Command::Mic(args) => mic::run(args),
         Command::Enroll(args) => enroll::run(args),
+        Command::Serve(args) => serve::serve(args),
+        Command::Client(args) => serve::client(args),
         Command::Bench(args) => bench::run(args),
         Command::Config(args) => settings::load(&args.common, &args.offline).and_then(|c| {
             print!("{}", toml::to_string_pretty(&c)?);

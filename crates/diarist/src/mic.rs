@@ -46,6 +46,7 @@ pub fn run(args: &MicArgs) -> anyhow::Result<ExitCode> {
     let (writer, stream) = engine.open(StreamOptions {
         max_speakers: args.streaming.max_speakers,
         known_speakers: known,
+        ..Default::default()
     })?;
     // The device's own rate, up to 192 kHz, buffered for as long as the stream buffers.
     let (dev_writer, dev_reader) = audio_ring((192_000.0 * config.streaming.buffer_secs) as usize);

@@ -276,6 +276,7 @@ pub fn run(args: &StreamArgs) -> anyhow::Result<ExitCode> {
     let options = StreamOptions {
         max_speakers: args.streaming.max_speakers,
         known_speakers: known,
+        ..Default::default()
     };
     let mut failed = false;
     if let [file] = args.files.as_slice() {

@@ -1,0 +1,255 @@
+//! The listener: HTTP routing (`/healthz`, `/readyz`, `/metrics`, the browser page) and the
+//! upgrade of `/v1/stream` to a WebSocket session after the token check; graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use diarist_engine::Engine;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+
+use crate::config::ServerConfig;
+use crate::http::{self, Metrics};
+
+/// What every connection shares.
+pub(crate) struct Shared {
+    pub(crate) engine: Engine,
+    pub(crate) config: ServerConfig,
+    pub(crate) metrics: Metrics,
+    pub(crate) shutdown: watch::Receiver<bool>,
+    next_id: AtomicU64,
+}
+
+/// A bound server, ready to run.
+pub struct Server {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+}
+
+/// The browser page: microphone in, live speaker timeline out.
+const PAGE: &str = include_str!("page.html");
+
+impl Server {
+    /// Binds `config.listen` with the engine every session will share. `config.token` must be
+    /// set (the caller resolves `DIARIST_TOKEN`).
+    pub async fn bind(config: ServerConfig, engine: Engine) -> std::io::Result<Self> {
+        if config.token.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a token is required (server.toml `token`, DIARIST_TOKEN or --token)",
+            ));
+        }
+        let listener = TcpListener::bind(&config.listen).await?;
+        let (stop, shutdown) = watch::channel(false);
+        Ok(Self {
+            listener,
+            shared: Arc::new(Shared {
+                engine,
+                config,
+                metrics: Metrics::default(),
+                shutdown,
+                next_id: AtomicU64::new(1),
+            }),
+            stop,
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes; then stops accepting, lets every session flush its
+    /// final results and end, and returns.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> std::io::Result<()> {
+        let mut tasks = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = self.listener.accept() => {
+                    match accepted {
+                        Ok((stream, _)) => {
+                            let shared = self.shared.clone();
+                            tasks.spawn(connection(stream, shared));
+                        }
+                        // Out of descriptors and the like: wait a little, keep serving.
+                        Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                    }
+                }
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                _ = &mut shutdown => break,
+            }
+        }
+        drop(self.listener);
+        let _ = self.stop.send(true);
+        while tasks.join_next().await.is_some() {}
+        Ok(())
+    }
+}
+
+/// One TCP connection: a request head within the time and size limits, then its route.
+async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
+    let limit = Duration::from_secs_f64(shared.config.handshake_timeout_secs);
+    let head = tokio::time::timeout(
+        limit,
+        http::read_head(&mut stream, shared.config.max_header_bytes),
+    )
+    .await;
+    let (head, rest) = match head {
+        Ok(Ok(h)) => h,
+        Ok(Err(http::HeadError::TooLarge)) => {
+            let _ = stream
+                .write_all(&http::response(
+                    431,
+                    "Request Header Fields Too Large",
+                    "text/plain",
+                    "request head too large\n",
+                ))
+                .await;
+            return;
+        }
+        Ok(Err(http::HeadError::Malformed(m))) => {
+            let _ = stream
+                .write_all(&http::response(
+                    400,
+                    "Bad Request",
+                    "text/plain",
+                    &format!("{m}\n"),
+                ))
+                .await;
+            return;
+        }
+        // Closed, failed, or too slow (a slowloris): dropped without an answer.
+        _ => return,
+    };
+    let shutting_down = *shared.shutdown.borrow();
+    let reply = |status, reason, ty, body: &str| http::response(status, reason, ty, body);
+    let answer = match (head.method.as_str(), head.path.as_str()) {
+        ("GET", "/healthz") => reply(200, "OK", "text/plain", "ok\n"),
+        ("GET", "/readyz") => {
+            let active = shared.metrics.sessions_active.load(Ordering::Relaxed) as usize;
+            if shutting_down || active >= shared.config.max_sessions {
+                reply(503, "Service Unavailable", "text/plain", "not ready\n")
+            } else {
+                reply(200, "OK", "text/plain", "ready\n")
+            }
+        }
+        ("GET", "/metrics") => reply(
+            200,
+            "OK",
+            "text/plain; version=0.0.4",
+            &shared.metrics.render(shared.engine.stats()),
+        ),
+        ("GET", "/") => reply(200, "OK", "text/html; charset=utf-8", PAGE),
+        ("GET", "/v1/stream") => {
+            upgrade(stream, head, rest, shared).await;
+            return;
+        }
+        _ => reply(404, "Not Found", "text/plain", "not found\n"),
+    };
+    let _ = stream.write_all(&answer).await;
+}
+
+/// Checks the token and the session limit, answers the upgrade and runs the session.
+async fn upgrade(mut stream: TcpStream, head: http::Head, rest: Vec<u8>, shared: Arc<Shared>) {
+    let token = head
+        .header("authorization")
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| head.query_param("token"));
+    if token != Some(shared.config.token.as_str()) {
+        shared
+            .metrics
+            .refused_unauthorized
+            .fetch_add(1, Ordering::Relaxed);
+        let _ = stream
+            .write_all(&http::response(
+                401,
+                "Unauthorized",
+                "text/plain",
+                "a valid bearer token is required\n",
+            ))
+            .await;
+        return;
+    }
+    let is_upgrade = head
+        .header("upgrade")
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let Some(key) = head.header("sec-websocket-key").filter(|_| is_upgrade) else {
+        let _ = stream
+            .write_all(&http::response(
+                426,
+                "Upgrade Required",
+                "text/plain",
+                "a WebSocket upgrade is required\n",
+            ))
+            .await;
+        return;
+    };
+    // Take a session slot, or refuse.
+    let m = &shared.metrics;
+    let max = shared.config.max_sessions as u64;
+    let taken = m
+        .sessions_active
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .is_ok();
+    if !taken || *shared.shutdown.borrow() {
+        if taken {
+            m.sessions_active.fetch_sub(1, Ordering::AcqRel);
+        }
+        m.refused_busy.fetch_add(1, Ordering::Relaxed);
+        let _ = stream
+            .write_all(&http::response(
+                503,
+                "Service Unavailable",
+                "text/plain",
+                "too many sessions\n",
+            ))
+            .await;
+        return;
+    }
+    m.sessions_total.fetch_add(1, Ordering::Relaxed);
+    if stream.write_all(&http::upgrade_response(key)).await.is_ok() {
+        let _ = stream.set_nodelay(true);
+        let config = WebSocketConfig::default()
+            .max_frame_size(Some(shared.config.max_frame_bytes))
+            .max_message_size(Some(shared.config.max_frame_bytes));
+        let ws =
+            WebSocketStream::from_partially_read(stream, rest, Role::Server, Some(config)).await;
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        crate::session::run(ws, shared.clone(), id).await;
+    }
+    shared
+        .metrics
+        .sessions_active
+        .fetch_sub(1, Ordering::AcqRel);
+}
+
+/// Serves on a runtime of its own until SIGTERM or SIGINT, then shuts down gracefully.
+pub fn serve_until_signalled(config: ServerConfig, engine: Engine) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let server = Server::bind(config, engine).await?;
+        eprintln!("diarist: serving on {}", server.local_addr()?);
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let signalled = async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            eprintln!("diarist: shutting down: flushing every session");
+        };
+        server.run(signalled).await
+    })
+}
