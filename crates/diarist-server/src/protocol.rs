@@ -1,8 +1,7 @@
 //! Protocol v1 messages (`docs/PROTOCOL.md`): JSON text frames in both directions, audio in
 //! binary frames from the client.
 
-use diarist_engine::Voiceprint;
-use diarist_engine::stream::{TentativeTurn, TurnState};
+use diarist_engine::{Event, Voiceprint};
 use serde::{Deserialize, Serialize};
 
 /// Audio sample encodings a client may send.
@@ -153,7 +152,7 @@ pub struct EndTotals {
     pub transcripts: u64,
 }
 
-/// What the server sends as text. Times in `turn` and `tentative` are samples at 16 kHz.
+/// What the server sends as text. Times in stream events are samples at 16 kHz.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
@@ -165,39 +164,6 @@ pub enum ServerMessage {
         protocol: u32,
         /// Sample rate of positions in events.
         sample_rate: u32,
-    },
-    /// A new speaker.
-    Speaker {
-        /// Label.
-        speaker: String,
-        /// Whether it is an enrolled speaker.
-        enrolled: bool,
-    },
-    /// A final statement about a turn (never changes afterwards).
-    Turn {
-        /// Started, updated or ended.
-        status: TurnState,
-        /// Speaker label.
-        speaker: String,
-        /// First sample.
-        start: u64,
-        /// One past the last final sample.
-        end: u64,
-        /// Always true.
-        #[serde(rename = "final")]
-        is_final: bool,
-    },
-    /// The current guess for the stretch not final yet.
-    Tentative {
-        /// Always false.
-        #[serde(rename = "final")]
-        is_final: bool,
-        /// First sample not final.
-        from: u64,
-        /// One past the last sample diarized.
-        to: u64,
-        /// Provisional turns.
-        turns: Vec<TentativeTurn>,
     },
     /// A transcript segment attributed to a speaker.
     Transcript {
@@ -228,4 +194,7 @@ pub enum ServerMessage {
     },
     /// The session is over: totals.
     End(EndTotals),
+    /// A stream event as the engine reports it: `speaker`, `turn` (final) or `tentative`.
+    #[serde(untagged)]
+    Stream(Event),
 }

@@ -87,6 +87,8 @@ struct Format {
     encoding: Encoding,
     channels: usize,
     resampler: Option<Resampler>,
+    /// Mono samples of the frame being decoded (kept between frames).
+    mono: Vec<f32>,
 }
 
 impl Format {
@@ -101,7 +103,7 @@ impl Format {
             ));
         }
         let mut bad = 0;
-        let mut mono = Vec::with_capacity(bytes.len() / frame);
+        self.mono.clear();
         for f in bytes.chunks_exact(frame) {
             let mut sum = 0f32;
             for s in f.chunks_exact(self.encoding.bytes()) {
@@ -115,11 +117,11 @@ impl Format {
                     bad += 1;
                 }
             }
-            mono.push(sum / self.channels as f32);
+            self.mono.push(sum / self.channels as f32);
         }
         match &mut self.resampler {
-            Some(r) => r.push(&mono, out),
-            None => out.extend_from_slice(&mono),
+            Some(r) => r.push(&self.mono, out),
+            None => out.extend_from_slice(&self.mono),
         }
         Ok(bad)
     }
@@ -326,8 +328,9 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                     out.close(CloseCode::Normal, "end").await;
                     break;
                 }
-                if let Some(m) = to_message(e) {
-                    out.send(&m).await;
+                // A server never pushes live audio, so there is no overload; the summary is `end`.
+                if matches!(e, Event::Speaker { .. } | Event::Turn { .. } | Event::Tentative { .. }) {
+                    out.send(&ServerMessage::Stream(e)).await;
                 }
                 attributed += flush_transcripts(&mut out, &mut transcripts, &turns).await;
             }
@@ -455,38 +458,6 @@ async fn flush_transcripts<S: AsyncRead + AsyncWrite + Unpin>(
     n
 }
 
-fn to_message(e: Event) -> Option<ServerMessage> {
-    Some(match e {
-        Event::Speaker { speaker, enrolled } => ServerMessage::Speaker { speaker, enrolled },
-        Event::Turn {
-            status,
-            speaker,
-            start,
-            end,
-            is_final,
-        } => ServerMessage::Turn {
-            status,
-            speaker,
-            start,
-            end,
-            is_final,
-        },
-        Event::Tentative {
-            is_final,
-            from,
-            to,
-            turns,
-        } => ServerMessage::Tentative {
-            is_final,
-            from,
-            to,
-            turns,
-        },
-        // The server never pushes live: no overload; the summary becomes `end`.
-        Event::Overload { .. } | Event::Summary(_) => return None,
-    })
-}
-
 /// Reads a `start` message: `Ok(None)` for another valid message, an error code for a bad one.
 fn parse_start(text: &str) -> Result<Option<(Format, StreamOptions)>, (ErrorCode, String)> {
     let msg: ClientMessage = serde_json::from_str(text).map_err(|e| {
@@ -537,6 +508,7 @@ fn parse_start(text: &str) -> Result<Option<(Format, StreamOptions)>, (ErrorCode
             encoding,
             channels: channels as usize,
             resampler,
+            mono: Vec::new(),
         },
         StreamOptions {
             max_speakers: num_speakers.or(max_speakers),

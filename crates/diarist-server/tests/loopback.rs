@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use diarist_engine::{Config, Engine};
+use diarist_engine::{Config, Engine, Event};
 use diarist_server::client::{ClientError, ClientOptions, stream_samples};
 use diarist_server::protocol::{ErrorCode, ServerMessage};
 use diarist_server::{Server, ServerConfig};
@@ -78,7 +78,7 @@ async fn next(ws: &mut Ws) -> Option<ServerMessage> {
                 let m: ServerMessage = serde_json::from_str(&t).unwrap();
                 if !matches!(
                     m,
-                    ServerMessage::Tentative { .. } | ServerMessage::Stats { .. }
+                    ServerMessage::Stream(Event::Tentative { .. }) | ServerMessage::Stats { .. }
                 ) {
                     return Some(m);
                 }
@@ -140,7 +140,7 @@ async fn protocol_bad_inputs_and_graceful_shutdown_on_a_loopback_server() {
     let steady = tokio::spawn(async move {
         let mut turns = 0;
         let r = stream_samples(steady_audio, &opts, |m| {
-            if matches!(m, ServerMessage::Turn { .. }) {
+            if matches!(m, ServerMessage::Stream(Event::Turn { .. })) {
                 turns += 1;
             }
         })
@@ -160,13 +160,13 @@ async fn protocol_bad_inputs_and_graceful_shutdown_on_a_loopback_server() {
     assert_eq!(totals.transcripts, 1);
     assert!(totals.speakers.len() >= 2, "{totals:?}");
     let turn_speaker = all.iter().find_map(|m| match m {
-        ServerMessage::Turn {
+        ServerMessage::Stream(Event::Turn {
             speaker,
             start,
             end,
             is_final,
             ..
-        } if *start <= 23 * 16_000 && *end >= 25 * 16_000 => {
+        }) if *start <= 23 * 16_000 && *end >= 25 * 16_000 => {
             assert!(is_final);
             Some(speaker.clone())
         }

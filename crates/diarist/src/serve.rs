@@ -5,11 +5,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use diarist_engine::{Config, Engine};
+use diarist_engine::Engine;
 use diarist_server::ServerConfig;
 use diarist_server::client::{ClientError, ClientOptions, stream_samples_blocking};
 use diarist_server::protocol::StartOptions;
 
+use crate::settings::{self, CommonArgs, OfflineArgs};
 use crate::stream::load_voiceprints;
 
 /// Arguments of `diarist serve`.
@@ -41,11 +42,14 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     } else if config.token.is_empty() {
         config.token = std::env::var("DIARIST_TOKEN").unwrap_or_default();
     }
-    let mut engine_config = Config::load(&config.engine)
-        .with_context(|| format!("loading {}", config.engine.display()))?;
-    if let Some(lib) = std::env::var_os("DIARIST_ORT_LIB") {
-        engine_config.runtime.onnxruntime = PathBuf::from(lib);
-    }
+    let engine_config = settings::load(
+        &CommonArgs {
+            config: Some(config.engine.clone()),
+            variant: None,
+            segmentation_model: None,
+        },
+        &OfflineArgs::default(),
+    )?;
     let engine = Engine::start(&engine_config)?;
     diarist_server::serve_until_signalled(config, engine)?;
     Ok(ExitCode::SUCCESS)
