@@ -10,7 +10,8 @@ ORT_DIR=.ort
 ORT_LIB="$ORT_DIR/libonnxruntime.so.$ORT_VERSION"
 
 need_pkgs=()
-for p in pkg-config libasound2-dev unzip; do
+# chromium and chromium-driver: the browser page's end-to-end test (headless, over WebDriver)
+for p in pkg-config libasound2-dev unzip chromium chromium-driver; do
   dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
 python3 -m pip --version >/dev/null 2>&1 || need_pkgs+=(python3-pip)

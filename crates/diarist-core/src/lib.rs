@@ -12,3 +12,4 @@ pub mod der;
 pub mod online;
 pub mod reconstruct;
 pub mod rttm;
+pub mod transcript;

@@ -90,6 +90,8 @@ pub struct Config {
     pub offline: OfflineConfig,
     /// Streaming diarization.
     pub streaming: StreamingConfig,
+    /// Personal-data tagging and redaction of transcripts.
+    pub pii: diarist_pii::PiiConfig,
 }
 
 /// Streaming (live) diarization settings.
@@ -145,6 +147,7 @@ impl Config {
             &mut config.runtime.onnxruntime,
             &mut config.models.segmentation,
             &mut config.models.embedding,
+            &mut config.pii.model,
         ] {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -156,6 +159,9 @@ impl Config {
 
     /// Checks value ranges.
     pub fn validate(&self) -> Result<(), EngineError> {
+        self.pii
+            .validate()
+            .map_err(|e| EngineError::Config(e.to_string()))?;
         let o = &self.offline;
         let bad = |what: &str| Err(EngineError::Config(format!("offline.{what}")));
         if !(o.window_secs.is_finite() && o.window_secs >= 0.5 && o.window_secs <= 60.0) {

@@ -1,5 +1,6 @@
 //! ONNX Runtime environment, model manifests, and the two model roles diarization needs:
-//! frame-level speaker segmentation and speaker embedding.
+//! frame-level speaker segmentation and speaker embedding. Other model roles (the PII tagger)
+//! build their sessions through the same [`Runtime`].
 //!
 //! This crate knows how to load and run models; it does not know where audio came from nor what
 //! the scores mean for diarization (that is `diarist-core`).
@@ -10,7 +11,7 @@ mod session;
 
 pub use manifest::{
     Activation, FrameGeometry, FrontEnd, Layout, Manifest, ModelSpec, OutputKind, SplitSection,
-    Task,
+    Task, read_verified,
 };
 pub use runtime::{Provider, Runtime, SessionOptions};
 pub use session::{EmbeddingModel, Embeddings, Features, FrameScores, SegmentationModel};

@@ -390,7 +390,8 @@ impl Manifest {
     }
 }
 
-fn read_verified(path: &Path, expected: &str) -> Result<Vec<u8>, ModelError> {
+/// Reads `path` and checks its sha256 (hex) against `expected`.
+pub fn read_verified(path: &Path, expected: &str) -> Result<Vec<u8>, ModelError> {
     let bytes = std::fs::read(path).map_err(|error| ModelError::Io {
         path: path.to_path_buf(),
         error,

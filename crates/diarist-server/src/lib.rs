@@ -14,3 +14,4 @@ mod session;
 
 pub use config::ServerConfig;
 pub use server::{Server, serve_until_signalled};
+pub use session::Redaction;

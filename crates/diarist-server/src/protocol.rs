@@ -40,6 +40,10 @@ pub struct StartOptions {
     /// Enrolled speakers to recognise by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub known_speakers: Vec<Voiceprint>,
+    /// Whether transcript text comes back with personal data redacted (default: yes, when the
+    /// server has a PII tagger).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redact: Option<bool>,
 }
 
 /// What a client sends as text.
@@ -173,8 +177,10 @@ pub enum ServerMessage {
         end: f64,
         /// Speaker who spoke most in it (`None`: nobody did).
         speaker: Option<String>,
-        /// The text.
+        /// The text, redacted when `redacted`.
         text: String,
+        /// Whether personal data in `text` was replaced by its label (`[PERSON_NAME]`, ...).
+        redacted: bool,
     },
     /// Periodic session statistics.
     Stats {

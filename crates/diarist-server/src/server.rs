@@ -16,10 +16,12 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use crate::config::ServerConfig;
 use crate::http::{self, Metrics};
+use crate::session::Redaction;
 
 /// What every connection shares.
 pub(crate) struct Shared {
     pub(crate) engine: Engine,
+    pub(crate) redaction: Option<Redaction>,
     pub(crate) config: ServerConfig,
     pub(crate) metrics: Metrics,
     pub(crate) shutdown: watch::Receiver<bool>,
@@ -37,9 +39,13 @@ pub struct Server {
 const PAGE: &str = include_str!("page.html");
 
 impl Server {
-    /// Binds `config.listen` with the engine every session will share. `config.token` must be
-    /// set (the caller resolves `DIARIST_TOKEN`).
-    pub async fn bind(config: ServerConfig, engine: Engine) -> std::io::Result<Self> {
+    /// Binds `config.listen` with the engine (and the PII tagger, for redacting transcripts)
+    /// every session will share. `config.token` must be set (the caller resolves `DIARIST_TOKEN`).
+    pub async fn bind(
+        config: ServerConfig,
+        engine: Engine,
+        redaction: Option<Redaction>,
+    ) -> std::io::Result<Self> {
         if config.token.is_empty() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
@@ -52,6 +58,7 @@ impl Server {
             listener,
             shared: Arc::new(Shared {
                 engine,
+                redaction,
                 config,
                 metrics: Metrics::default(),
                 shutdown,
@@ -234,13 +241,17 @@ async fn upgrade(mut stream: TcpStream, head: http::Head, rest: Vec<u8>, shared:
 }
 
 /// Serves on a runtime of its own until SIGTERM or SIGINT, then shuts down gracefully.
-pub fn serve_until_signalled(config: ServerConfig, engine: Engine) -> std::io::Result<()> {
+pub fn serve_until_signalled(
+    config: ServerConfig,
+    engine: Engine,
+    redaction: Option<Redaction>,
+) -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let server = Server::bind(config, engine).await?;
+        let server = Server::bind(config, engine, redaction).await?;
         eprintln!("diarist: serving on {}", server.local_addr()?);
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let signalled = async move {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use diarist_audio::{AudioWriter, Resampler};
 use diarist_engine::stream::TurnState;
 use diarist_engine::{Event, StreamOptions};
+use diarist_pii::{PiiConfig, Tagger};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -72,6 +73,42 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Out<S> {
         let _ =
             tokio::time::timeout(self.timeout, self.sink.send(Message::Close(Some(frame)))).await;
         self.dead = true;
+    }
+}
+
+/// The PII tagger every session shares, with the redaction policy.
+#[derive(Clone)]
+pub struct Redaction {
+    tagger: Arc<std::sync::Mutex<Tagger>>,
+    policy: Arc<PiiConfig>,
+}
+
+impl Redaction {
+    /// Shares `tagger` between sessions; `policy` says what is hidden and how.
+    pub fn new(tagger: Tagger, policy: PiiConfig) -> Self {
+        Self {
+            tagger: Arc::new(std::sync::Mutex::new(tagger)),
+            policy: Arc::new(policy),
+        }
+    }
+
+    /// `text` with its personal data hidden, tagged off the async threads. If tagging fails the
+    /// whole text is hidden: personal data never leaves unredacted.
+    async fn redact(&self, text: String) -> String {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let found = this
+                .tagger
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .tag(&text);
+            match found {
+                Ok(entities) => diarist_pii::redact(&text, &entities, &this.policy),
+                Err(_) => this.policy.mask.clone(),
+            }
+        })
+        .await
+        .unwrap_or_else(|_| self.policy.mask.clone())
     }
 }
 
@@ -206,7 +243,7 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     let idle = Duration::from_secs_f64(shared.config.idle_timeout_secs);
     let mut shutdown = shared.shutdown.clone();
     // Before `start`.
-    let (format, options) = loop {
+    let (format, options, redact) = loop {
         let msg = tokio::select! {
             m = source.next() => m,
             _ = tokio::time::sleep(idle) => {
@@ -238,6 +275,16 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         }
     };
     let mut format = format;
+    let redaction = match (redact, &shared.redaction) {
+        (Some(true), None) => {
+            out.error(ErrorCode::BadStart, "this server has no PII tagger: redact must be false", true)
+                .await;
+            out.close(CloseCode::Policy, "bad start").await;
+            return;
+        }
+        (Some(false), _) | (_, None) => None,
+        (_, Some(r)) => Some(r.clone()),
+    };
     let (writer, stream) = match shared.engine.open(options) {
         Ok(s) => s,
         Err(e) => {
@@ -316,7 +363,7 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                 turns.take(&e);
                 if let Event::Summary(s) = &e {
                     turns.frontier = u64::MAX;
-                    attributed += flush_transcripts(&mut out, &mut transcripts, &turns).await;
+                    attributed += flush_transcripts(&mut out, &mut transcripts, &turns, redaction.as_ref()).await;
                     shared.metrics.samples_final.fetch_add(s.samples_final, Ordering::Relaxed);
                     out.send(&ServerMessage::End(EndTotals {
                         samples_received: received,
@@ -332,7 +379,7 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                 if matches!(e, Event::Speaker { .. } | Event::Turn { .. } | Event::Tentative { .. }) {
                     out.send(&ServerMessage::Stream(e)).await;
                 }
-                attributed += flush_transcripts(&mut out, &mut transcripts, &turns).await;
+                attributed += flush_transcripts(&mut out, &mut transcripts, &turns, redaction.as_ref()).await;
             }
             _ = tokio::time::sleep(Duration::from_millis(2)), if backlog => {}
             msg = source.next(), if reading => {
@@ -398,7 +445,7 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                         Ok(ClientMessage::Transcript { start, end, text }) => {
                             if start.is_finite() && end.is_finite() && start >= 0.0 && end >= start {
                                 transcripts.push_back(PendingTranscript { start, end, text });
-                                attributed += flush_transcripts(&mut out, &mut transcripts, &turns).await;
+                                attributed += flush_transcripts(&mut out, &mut transcripts, &turns, redaction.as_ref()).await;
                             } else {
                                 out.error(ErrorCode::BadMessage, "transcript times must satisfy 0 <= start <= end", false).await;
                             }
@@ -438,6 +485,7 @@ async fn flush_transcripts<S: AsyncRead + AsyncWrite + Unpin>(
     out: &mut Out<S>,
     pending: &mut VecDeque<PendingTranscript>,
     turns: &Turns,
+    redaction: Option<&Redaction>,
 ) -> u64 {
     let mut n = 0;
     while let Some(t) = pending.front() {
@@ -446,11 +494,16 @@ async fn flush_transcripts<S: AsyncRead + AsyncWrite + Unpin>(
             break;
         }
         let t = pending.pop_front().expect("front exists");
+        let text = match redaction {
+            Some(r) => r.redact(t.text).await,
+            None => t.text,
+        };
         out.send(&ServerMessage::Transcript {
             start: t.start,
             end: t.end,
             speaker: turns.speaker(start, end.max(start + 1)),
-            text: t.text,
+            text,
+            redacted: redaction.is_some(),
         })
         .await;
         n += 1;
@@ -459,7 +512,9 @@ async fn flush_transcripts<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// Reads a `start` message: `Ok(None)` for another valid message, an error code for a bad one.
-fn parse_start(text: &str) -> Result<Option<(Format, StreamOptions)>, (ErrorCode, String)> {
+fn parse_start(
+    text: &str,
+) -> Result<Option<(Format, StreamOptions, Option<bool>)>, (ErrorCode, String)> {
     let msg: ClientMessage = serde_json::from_str(text).map_err(|e| {
         let is_start = serde_json::from_str::<serde_json::Value>(text)
             .ok()
@@ -494,6 +549,7 @@ fn parse_start(text: &str) -> Result<Option<(Format, StreamOptions)>, (ErrorCode
         max_speakers,
         latency,
         known_speakers,
+        redact,
     } = options;
     if num_speakers == Some(0) {
         return bad("num_speakers must be at least 1".into());
@@ -515,5 +571,6 @@ fn parse_start(text: &str) -> Result<Option<(Format, StreamOptions)>, (ErrorCode
             known_speakers,
             latency_secs: latency,
         },
+        redact,
     )))
 }

@@ -2,13 +2,11 @@
 //! input answered with a typed error or a clean close while another session goes on, and a
 //! graceful shutdown that loses no final result.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use diarist_engine::{Config, Engine, Event};
+use diarist_engine::Event;
 use diarist_server::client::{ClientError, ClientOptions, stream_samples};
 use diarist_server::protocol::{ErrorCode, ServerMessage};
-use diarist_server::{Server, ServerConfig};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -16,43 +14,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-const TOKEN: &str = "test-token";
+mod common;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn sample() -> Vec<f32> {
-    diarist_audio::decode_all(&root().join("audio-fixtures/pyannote_sample.wav")).unwrap()
-}
-
-async fn start_server() -> (
-    String,
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<()>,
-) {
-    let mut config = ServerConfig::load(&root().join("configs/server.toml")).unwrap();
-    config.listen = "127.0.0.1:0".into();
-    config.token = TOKEN.into();
-    config.max_frame_bytes = 64 * 1024;
-    config.handshake_timeout_secs = 1.0;
-    config.stats_interval_secs = 0.5;
-    let mut engine_config = Config::load(&config.engine).unwrap();
-    engine_config.streaming.workers = 2;
-    let engine = Engine::start(&engine_config).unwrap();
-    let server = Server::bind(config, engine).await.unwrap();
-    let addr = server.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        server
-            .run(async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-    });
-    (format!("ws://{addr}/v1/stream"), stop, task)
-}
+use common::{TOKEN, sample, start_server};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -110,7 +74,7 @@ async fn session(ws: &mut Ws, audio: &[f32]) -> Vec<ServerMessage> {
     for chunk in audio.chunks(3200) {
         ws.send(Message::binary(pcm16(chunk))).await.unwrap();
     }
-    send_json(ws, serde_json::json!({"type": "transcript", "start": 22.0, "end": 26.0, "text": "call me tomorrow"})).await;
+    send_json(ws, serde_json::json!({"type": "transcript", "start": 22.0, "end": 26.0, "text": "they all call me Sheila down here in Texas"})).await;
     send_json(ws, serde_json::json!({"type": "stop"})).await;
     let mut all = Vec::new();
     while let Some(m) = next(ws).await {
@@ -125,7 +89,12 @@ async fn session(ws: &mut Ws, audio: &[f32]) -> Vec<ServerMessage> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protocol_bad_inputs_and_graceful_shutdown_on_a_loopback_server() {
-    let (url, stop, task) = start_server().await;
+    let (url, stop, task) = start_server(|c| {
+        c.max_frame_bytes = 64 * 1024;
+        c.handshake_timeout_secs = 1.0;
+        c.stats_interval_secs = 0.5;
+    })
+    .await;
     let audio = sample();
     let http = url.replace("ws://", "").replace("/v1/stream", "");
 
@@ -175,13 +144,21 @@ async fn protocol_bad_inputs_and_graceful_shutdown_on_a_loopback_server() {
     let transcript = all
         .iter()
         .find_map(|m| match m {
-            ServerMessage::Transcript { speaker, text, .. } => {
-                Some((speaker.clone(), text.clone()))
-            }
+            ServerMessage::Transcript {
+                speaker,
+                text,
+                redacted,
+                ..
+            } => Some((speaker.clone(), text.clone(), *redacted)),
             _ => None,
         })
         .expect("the transcript comes back");
-    assert_eq!(transcript.1, "call me tomorrow");
+    // redacted by default: the name and the place are gone, the rest is as sent
+    assert!(transcript.2);
+    assert_eq!(
+        transcript.1,
+        "they all call me [PERSON_NAME] down here in [LOCATION]"
+    );
     assert!(transcript.0.is_some());
     if turn_speaker.is_some() {
         assert_eq!(transcript.0, turn_speaker, "attributed to who spoke then");

@@ -29,10 +29,20 @@ pub struct BenchArgs {
     /// of the model and offline benchmarks (with --ref, also streaming DER beside offline DER).
     #[arg(long, value_delimiter = ',')]
     pub streams: Vec<usize>,
+    /// Concurrent real-time WebSocket clients to try, e.g. `20,35,50`: runs the service load
+    /// test (an in-process server on 127.0.0.1) instead of the model benchmarks.
+    #[arg(long, value_delimiter = ',')]
+    pub clients: Vec<usize>,
     /// Seconds of audio per stream in the streaming load test.
     #[arg(long, default_value_t = 60.0)]
     pub duration: f64,
-    /// Windows timed per model and window length.
+    /// A JSON-lines file of reference sentences (`{"text", "entities"}`): benchmarks the PII
+    /// tagger (latency, throughput, span scores) instead of the audio models.
+    #[arg(long)]
+    pub pii: Option<PathBuf>,
+    #[command(flatten)]
+    pub pii_model: crate::redact::PiiArgs,
+    /// Windows timed per model and window length (utterances per length with --pii).
     #[arg(long, default_value_t = 50)]
     pub windows: usize,
     #[command(flatten)]
@@ -123,7 +133,12 @@ fn run_offline(
 
 /// Runs `diarist bench`.
 pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
-    let config = settings::load(&args.common, &args.offline)?;
+    let mut config = settings::load(&args.common, &args.offline)?;
+    if let Some(path) = &args.pii {
+        args.pii_model.apply(&mut config);
+        crate::bench_pii::run(&config, path, args.windows.max(100))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let inputs = if args.inputs.is_empty() {
         vec![PathBuf::from("../shared/eval/ami")]
     } else {
@@ -131,6 +146,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     };
     let files = collect_inputs(&inputs)?;
     anyhow::ensure!(!files.is_empty(), "no audio files to benchmark");
+    if !args.clients.is_empty() {
+        crate::bench_server::run(&config, &files, &args.clients, args.duration)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if !args.streams.is_empty() {
         println!("# diarist bench --streams");
         let offline = match &args.reference {

@@ -23,8 +23,12 @@ pub enum Format {
     Rttm,
     /// JSON with overlap-aware and exclusive turns.
     Json,
-    /// A readable timeline: one line per turn.
+    /// A readable timeline: one line per turn (per transcript segment with --transcript).
     Text,
+    /// SubRip subtitles of the transcript, speaker first (with --transcript).
+    Srt,
+    /// WebVTT subtitles of the transcript, speakers as voice tags (with --transcript).
+    Vtt,
 }
 
 /// Arguments of `diarist diarize`.
@@ -45,6 +49,16 @@ pub struct DiarizeArgs {
     /// Files diarized in parallel (default: the configuration's workers, 0 = one per core).
     #[arg(long)]
     pub workers: Option<usize>,
+    /// A recogniser's transcript of the one input (.stm, .srt, .vtt or .json): each segment is
+    /// attributed to the speaker who talks most during it and its personal data is redacted;
+    /// written as json, srt, vtt or text.
+    #[arg(long)]
+    pub transcript: Option<PathBuf>,
+    /// With --transcript: leave personal data in the text.
+    #[arg(long, requires = "transcript")]
+    pub keep_pii: bool,
+    #[command(flatten)]
+    pub pii: crate::redact::PiiArgs,
     #[command(flatten)]
     pub offline: OfflineArgs,
     #[command(flatten)]
@@ -133,7 +147,7 @@ pub fn render(id: &str, d: &Diarization, format: Format) -> String {
             s.push('\n');
             s
         }
-        Format::Text => {
+        Format::Text | Format::Srt | Format::Vtt => {
             let clock = |samples: usize| {
                 let centis = (samples as u64 * 100).div_ceil(SAMPLE_RATE as u64);
                 format!(
@@ -172,6 +186,7 @@ pub fn run(args: &DiarizeArgs) -> anyhow::Result<ExitCode> {
     if let Some(w) = args.workers {
         config.runtime.workers = w;
     }
+    args.pii.apply(&mut config);
     let files = collect_inputs(&args.inputs)?;
     if let Some(dir) = &args.output {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -180,7 +195,25 @@ pub fn run(args: &DiarizeArgs) -> anyhow::Result<ExitCode> {
         Format::Rttm => "rttm",
         Format::Json => "json",
         Format::Text => "txt",
+        Format::Srt => "srt",
+        Format::Vtt => "vtt",
     };
+    if let Some(path) = &args.transcript {
+        let [file] = files.as_slice() else {
+            anyhow::bail!("--transcript goes with exactly one audio file, not {}", files.len());
+        };
+        let segments = crate::attribute::read_transcript(path)?;
+        let text = crate::attribute::run(&config, file, &file_id(file), segments, args.format, args.keep_pii)?;
+        match args.output.as_ref().map(|d| d.join(format!("{}.{ext}", file_id(file)))) {
+            Some(p) => write_atomic(&p, &text).with_context(|| format!("writing {}", p.display()))?,
+            None => std::io::stdout().write_all(text.as_bytes()).context("writing to standard output")?,
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    anyhow::ensure!(
+        !matches!(args.format, Format::Srt | Format::Vtt),
+        "srt and vtt output is for a transcript: add --transcript FILE"
+    );
     let out_path = |f: &Path| {
         args.output
             .as_ref()

@@ -2,12 +2,16 @@
 //!
 //! A thin layer over the library crates: argument parsing, file handling and printing.
 
+mod attribute;
 mod bench;
+mod bench_pii;
+mod bench_server;
 mod bench_streams;
 mod diarize;
 mod enroll;
 mod eval;
 mod mic;
+mod redact;
 mod serve;
 mod settings;
 mod stream;
@@ -38,6 +42,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Stream a recording to a diarist server; its messages as JSON lines.
     Client(serve::ClientArgs),
+    /// Find and hide personal data (names, numbers, places) in transcript text.
+    Redact(redact::RedactArgs),
     /// Score hypothesis RTTM against reference RTTM (diarization error rate).
     Eval(eval::EvalArgs),
     /// Measure model load time, per-window latency and offline speed.
@@ -65,6 +71,7 @@ fn main() -> ExitCode {
         Command::Enroll(args) => enroll::run(args),
         Command::Serve(args) => serve::serve(args),
         Command::Client(args) => serve::client(args),
+        Command::Redact(args) => redact::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Config(args) => settings::load(&args.common, &args.offline).and_then(|c| {
             print!("{}", toml::to_string_pretty(&c)?);

@@ -51,7 +51,9 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         &OfflineArgs::default(),
     )?;
     let engine = Engine::start(&engine_config)?;
-    diarist_server::serve_until_signalled(config, engine)?;
+    let tagger = crate::redact::load_tagger(&engine_config)?;
+    let redaction = diarist_server::Redaction::new(tagger, engine_config.pii.clone());
+    diarist_server::serve_until_signalled(config, engine, Some(redaction))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,0 +1,77 @@
+//! The `[pii]` section of the configuration: which model tags, and what redaction hides.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Label, PiiError};
+
+/// How redacted spans are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedactStyle {
+    /// The label in brackets: `[PERSON_NAME]`.
+    Tag,
+    /// The fixed `mask` string, whatever the label.
+    Mask,
+}
+
+/// Tagger model and redaction policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PiiConfig {
+    /// Directory holding the tagger's manifest.toml.
+    pub model: PathBuf,
+    /// "fp32" (the manifest's main file) or a variant it lists, such as "int8".
+    pub variant: String,
+    /// Entities whose confidence (after validators) is below this are not reported.
+    pub min_score: f32,
+    /// Labels that redaction hides; the others are reported but left in the text.
+    pub redact: Vec<Label>,
+    /// How a hidden span is written.
+    pub style: RedactStyle,
+    /// The replacement for every hidden span when `style = "mask"`.
+    pub mask: String,
+    /// Word pieces per model run; longer texts are cut into overlapping windows.
+    pub window_tokens: usize,
+    /// Word pieces shared by neighbouring windows.
+    pub window_overlap: usize,
+    /// Longest text accepted in one call, in characters.
+    pub max_chars: usize,
+}
+
+impl Default for PiiConfig {
+    fn default() -> Self {
+        Self {
+            model: PathBuf::from("models/pii-minilm-l3"),
+            variant: "int8".into(),
+            min_score: 0.7,
+            redact: Label::ALL.to_vec(),
+            style: RedactStyle::Tag,
+            mask: "[REDACTED]".into(),
+            window_tokens: 128,
+            window_overlap: 32,
+            max_chars: 1_000_000,
+        }
+    }
+}
+
+impl PiiConfig {
+    /// Checks value ranges.
+    pub fn validate(&self) -> Result<(), PiiError> {
+        let bad = |what: &str| Err(PiiError::Config(what.to_string()));
+        if !(0.0..=1.0).contains(&self.min_score) {
+            return bad("min_score must be in [0, 1]");
+        }
+        if !(16..=510).contains(&self.window_tokens) {
+            return bad("window_tokens must be in 16..=510");
+        }
+        if self.window_overlap * 2 >= self.window_tokens {
+            return bad("window_overlap must be less than half of window_tokens");
+        }
+        if self.max_chars == 0 {
+            return bad("max_chars must be at least 1");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,174 @@
+//! The browser page in Debian's headless Chromium, driven by ChromeDriver over WebDriver: the
+//! page takes a fake microphone that plays a fixture recording, streams it to a real loopback
+//! server, and final speaker turns arrive on its timeline.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{TOKEN, root, start_server};
+use serde_json::{Value, json};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// A ChromeDriver process, killed on drop.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Driver {
+    fn start() -> Self {
+        assert!(
+            std::path::Path::new(CHROMIUM).is_file() && std::path::Path::new(CHROMEDRIVER).is_file(),
+            "Debian's chromium and chromium-driver are needed (make setup installs them)"
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting chromedriver");
+        let driver = Self { child, port };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not listen");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        driver
+    }
+
+    /// One WebDriver command; returns its `value`.
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.port,
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        s.read_to_string(&mut response).unwrap();
+        let (head, payload) = response.split_once("\r\n\r\n").expect("an HTTP response");
+        let payload = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+            dechunk(payload)
+        } else {
+            payload.to_string()
+        };
+        let v: Value = serde_json::from_str(&payload)
+            .unwrap_or_else(|e| panic!("WebDriver {method} {path}: {e}: {payload}"));
+        assert!(
+            head.starts_with("HTTP/1.1 200"),
+            "WebDriver {method} {path}: {head}\n{v}"
+        );
+        v["value"].clone()
+    }
+}
+
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = &tail[n + 2..];
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_streams_a_fake_microphone_and_draws_speaker_turns() {
+    let (url, stop, task) = start_server(|_| {}).await;
+    let page = url.replace("ws://", "http://").replace("/v1/stream", &format!("/?token={TOKEN}"));
+    let fixture = root()
+        .join("audio-fixtures/pyannote_sample.wav")
+        .canonicalize()
+        .unwrap();
+    let profile = std::env::temp_dir().join(format!("diarist-chromium-{}", std::process::id()));
+    let turns = tokio::task::spawn_blocking(move || {
+        let driver = Driver::start();
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--disable-quic",
+                    format!("--user-data-dir={}", profile.display()),
+                    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                    format!("--use-file-for-fake-audio-capture={}", fixture.display()),
+                    "--autoplay-policy=no-user-gesture-required",
+                ],
+            },
+        }}});
+        let session = driver.call("POST", "/session", Some(caps));
+        let id = session["sessionId"].as_str().expect("a session id").to_string();
+        let script = |s: &str| {
+            driver.call(
+                "POST",
+                &format!("/session/{id}/execute/sync"),
+                Some(json!({"script": s, "args": []})),
+            )
+        };
+        driver.call("POST", &format!("/session/{id}/url"), Some(json!({"url": page})));
+        assert_eq!(script("return document.title"), json!("diarist live"));
+        script("document.getElementById('go').click(); return true");
+        // The fake microphone plays the 30 s recording in a loop at real time; final turns come
+        // 3 s after their audio.
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let turns = loop {
+            let state = script("return document.getElementById('state').textContent");
+            assert_ne!(state, json!("error"), "the page reports an error");
+            let turns = script("return window.diaristTurns.map(t => [t.speaker, t.start, t.end, t.final])");
+            let speakers: std::collections::BTreeSet<String> = turns
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t[0].as_str().unwrap().to_string())
+                .collect();
+            if speakers.len() >= 2 || Instant::now() > deadline {
+                break turns;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        };
+        script("document.getElementById('stop').click(); return true");
+        driver.call("DELETE", &format!("/session/{id}"), None);
+        let _ = std::fs::remove_dir_all(&profile);
+        turns
+    })
+    .await
+    .unwrap();
+    let turns = turns.as_array().unwrap().clone();
+    let speakers: std::collections::BTreeSet<&str> =
+        turns.iter().map(|t| t[0].as_str().unwrap()).collect();
+    assert!(speakers.len() >= 2, "turns seen by the page: {turns:?}");
+    for t in &turns {
+        assert_eq!(t[3], json!(true), "ended turns are final: {t}");
+        assert!(t[1].as_u64().unwrap() < t[2].as_u64().unwrap());
+    }
+    stop.send(()).unwrap();
+    task.await.unwrap();
+}

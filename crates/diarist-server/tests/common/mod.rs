@@ -1,0 +1,60 @@
+//! What the loopback tests share: a real server on 127.0.0.1 with the shipped models.
+
+use std::path::PathBuf;
+
+use diarist_engine::{Config, Engine};
+use diarist_server::{Redaction, Server, ServerConfig};
+
+/// The token every test server requires.
+pub const TOKEN: &str = "test-token";
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The pyannote sample (30 s, two speakers) as 16 kHz samples.
+#[allow(dead_code)] // not every test binary streams samples itself
+pub fn sample() -> Vec<f32> {
+    diarist_audio::decode_all(&root().join("audio-fixtures/pyannote_sample.wav")).unwrap()
+}
+
+/// Starts a server on a free loopback port with `edit` applied to the shipped configuration;
+/// returns its WebSocket URL, the sender that stops it, and its task.
+pub async fn start_server(
+    edit: impl FnOnce(&mut ServerConfig),
+) -> (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let mut config = ServerConfig::load(&root().join("configs/server.toml")).unwrap();
+    config.listen = "127.0.0.1:0".into();
+    config.token = TOKEN.into();
+    edit(&mut config);
+    let mut engine_config = Config::load(&config.engine).unwrap();
+    engine_config.streaming.workers = 2;
+    let engine = Engine::start(&engine_config).unwrap();
+    let runtime = diarist_models::Runtime::load(&engine_config.runtime.onnxruntime).unwrap();
+    let pii = &engine_config.pii;
+    let tagger = diarist_pii::Tagger::load(
+        &runtime,
+        &pii.model,
+        &pii.variant,
+        diarist_pii::TaggerOptions::from_config(pii, Default::default()),
+    )
+    .unwrap();
+    let redaction = Redaction::new(tagger, pii.clone());
+    let server = Server::bind(config, engine, Some(redaction)).await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        server
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+    });
+    (format!("ws://{addr}/v1/stream"), stop, task)
+}
