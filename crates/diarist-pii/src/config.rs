@@ -38,6 +38,9 @@ pub struct PiiConfig {
     pub window_overlap: usize,
     /// Longest text accepted in one call, in characters.
     pub max_chars: usize,
+    /// Windows per model run. With a dynamically quantised (INT8) model, activation scales are
+    /// computed over the whole run, so above 1 a text's result can depend on what else is in it.
+    pub max_batch: usize,
 }
 
 impl Default for PiiConfig {
@@ -52,6 +55,7 @@ impl Default for PiiConfig {
             window_tokens: 128,
             window_overlap: 32,
             max_chars: 1_000_000,
+            max_batch: 1,
         }
     }
 }
@@ -68,6 +72,9 @@ impl PiiConfig {
         }
         if self.window_overlap * 2 >= self.window_tokens {
             return bad("window_overlap must be less than half of window_tokens");
+        }
+        if !(1..=256).contains(&self.max_batch) {
+            return bad("max_batch must be in 1..=256");
         }
         if self.max_chars == 0 {
             return bad("max_chars must be at least 1");

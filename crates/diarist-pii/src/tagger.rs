@@ -13,9 +13,6 @@ use crate::manifest::Tag;
 use crate::spoken::{email_shaped, luhn, spoken_digits};
 use crate::{Entity, Label, PiiConfig, PiiError, PiiManifest};
 
-/// Most windows in one model run; more are run in several.
-const MAX_RUN_WINDOWS: usize = 32;
-
 /// How the tagger cuts text and which entities it keeps.
 #[derive(Debug, Clone, Copy)]
 pub struct TaggerOptions {
@@ -27,6 +24,8 @@ pub struct TaggerOptions {
     pub max_chars: usize,
     /// Entities below this confidence are dropped.
     pub min_score: f32,
+    /// Windows per model run (texts of one call share runs).
+    pub max_batch: usize,
     /// Threads and provider of the ONNX Runtime session.
     pub session: SessionOptions,
 }
@@ -39,6 +38,7 @@ impl TaggerOptions {
             window_overlap: config.window_overlap,
             max_chars: config.max_chars,
             min_score: config.min_score,
+            max_batch: config.max_batch,
             session,
         }
     }
@@ -159,7 +159,7 @@ impl Tagger {
         Ok(self.tag_batch(&[text])?.pop().unwrap_or_default())
     }
 
-    /// Personal data in each of `texts`; windows of all texts share model runs.
+    /// Personal data in each of `texts`; their windows share model runs up to `max_batch`.
     pub fn tag_batch(&mut self, texts: &[&str]) -> Result<Vec<Vec<Entity>>, PiiError> {
         let encoded = texts
             .iter()
@@ -172,8 +172,9 @@ impl Tagger {
             .iter()
             .map(|e| vec![0.0; e.ids.len() * classes])
             .collect();
-        for (c, chunk) in windows.chunks(MAX_RUN_WINDOWS).enumerate() {
-            self.run(&encoded, &windows, c * MAX_RUN_WINDOWS, chunk.len(), &mut logits)?;
+        let batch = self.opts.max_batch.max(1);
+        for (c, chunk) in windows.chunks(batch).enumerate() {
+            self.run(&encoded, &windows, c * batch, chunk.len(), &mut logits)?;
         }
         Ok(texts
             .iter()
@@ -337,6 +338,7 @@ impl Tagger {
         spans
             .into_iter()
             .filter_map(|(start, end, label, sum, n)| {
+                let (start, end) = trim_edges(&chars, start, end)?;
                 let surface: String = chars[start..end.min(chars.len())].iter().collect();
                 let score = validate(label, &surface, sum / n as f32);
                 (score >= self.opts.min_score).then_some(Entity {
@@ -348,6 +350,20 @@ impl Tagger {
             })
             .collect()
     }
+}
+
+/// The span without the sentence punctuation, symbols, emoji and spaces that word-level tagging
+/// can sweep in at its edges; `None` when nothing is left.
+fn trim_edges(chars: &[char], mut start: usize, mut end: usize) -> Option<(usize, usize)> {
+    let keep = |c: char| c.is_alphanumeric() || matches!(c, '(' | ')' | '+' | '#' | '@');
+    end = end.min(chars.len());
+    while start < end && !keep(chars[start]) {
+        start += 1;
+    }
+    while end > start && !keep(chars[end - 1]) {
+        end -= 1;
+    }
+    (start < end).then_some((start, end))
 }
 
 /// Words that join the parts of an e-mail address, spoken or written.

@@ -39,8 +39,10 @@ impl Driver {
             .local_addr()
             .unwrap()
             .port();
+        let log = std::env::temp_dir().join(format!("diarist-chromedriver-{port}.log"));
         let child = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
+            .arg(format!("--log-path={}", log.display()))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -56,6 +58,7 @@ impl Driver {
 
     /// One WebDriver command; returns its `value`.
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        eprintln!("webdriver: {method} {path}");
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
         let body = body.map(|b| b.to_string()).unwrap_or_default();
@@ -66,14 +69,42 @@ impl Driver {
             body.len()
         )
         .unwrap();
-        let mut response = String::new();
-        s.read_to_string(&mut response).unwrap();
-        let (head, payload) = response.split_once("\r\n\r\n").expect("an HTTP response");
-        let payload = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-            dechunk(payload)
-        } else {
-            payload.to_string()
+        // ChromeDriver keeps the connection open: read the head, then exactly the body.
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 8192];
+        let head_end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let n = s.read(&mut chunk).unwrap();
+            assert!(n > 0, "WebDriver closed the connection");
+            buf.extend_from_slice(&chunk[..n]);
         };
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+        let lower = head.to_ascii_lowercase();
+        let length = lower
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map(|v| v.trim().parse::<usize>().unwrap());
+        let chunked = lower.contains("transfer-encoding: chunked");
+        loop {
+            let body = &buf[head_end..];
+            let complete = match length {
+                Some(n) => body.len() >= n,
+                None if chunked => body.ends_with(b"0\r\n\r\n"),
+                None => false,
+            };
+            if complete {
+                break;
+            }
+            let n = s.read(&mut chunk).unwrap();
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let body = String::from_utf8_lossy(&buf[head_end..]).to_string();
+        let payload = if chunked { dechunk(&body) } else { body };
         let v: Value = serde_json::from_str(&payload)
             .unwrap_or_else(|e| panic!("WebDriver {method} {path}: {e}: {payload}"));
         assert!(

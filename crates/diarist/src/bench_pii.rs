@@ -112,13 +112,16 @@ pub fn run(config: &Config, path: &Path, count: usize) -> anyhow::Result<()> {
         println!("latency, batch 1, {tokens:>2}-token utterances: {}", percentiles(&h));
     }
     for batch in [1, 8, 32] {
+        let mut batched = config.clone();
+        batched.pii.max_batch = batch;
+        let mut tagger = load_tagger(&batched)?;
         let t = Instant::now();
         for chunk in texts.chunks(batch) {
             tagger.tag_batch(chunk)?;
         }
         let secs = t.elapsed().as_secs_f64();
         println!(
-            "throughput, batch {batch:>2}: {:7.0} utterances/s ({} utterances)",
+            "throughput, {batch:>2} texts per model run: {:7.0} utterances/s ({} utterances)",
             texts.len() as f64 / secs,
             texts.len()
         );
