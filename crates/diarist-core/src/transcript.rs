@@ -45,7 +45,10 @@ pub fn parse_stm(text: &str) -> Result<Vec<Segment>, ParseError> {
         let secs = |f: &str| f.parse::<f64>().map_err(|_| error(n, "bad time", line));
         let (start, end) = time_pair(secs(fields[3])?, secs(fields[4])?, n, line)?;
         let mut words = &fields[5..];
-        if words.first().is_some_and(|w| w.starts_with('<') && w.ends_with('>')) {
+        if words
+            .first()
+            .is_some_and(|w| w.starts_with('<') && w.ends_with('>'))
+        {
             words = &words[1..];
         }
         out.push(Segment {
@@ -62,7 +65,11 @@ fn clock(s: &str) -> Option<f64> {
     let s = s.trim().replace(',', ".");
     let parts: Vec<&str> = s.split(':').collect();
     let (h, m, sec) = match parts.as_slice() {
-        [h, m, s] => (h.parse::<u64>().ok()?, m.parse::<u64>().ok()?, s.parse::<f64>().ok()?),
+        [h, m, s] => (
+            h.parse::<u64>().ok()?,
+            m.parse::<u64>().ok()?,
+            s.parse::<f64>().ok()?,
+        ),
         [m, s] => (0, m.parse::<u64>().ok()?, s.parse::<f64>().ok()?),
         _ => return None,
     };
@@ -135,7 +142,11 @@ pub fn speaker_of(turns: &[Turn], start: u64, end: u64, reach: u64) -> Option<&s
     turns
         .iter()
         .map(|t| {
-            let gap = if t.end <= start { start - t.end } else { t.start.saturating_sub(end) };
+            let gap = if t.end <= start {
+                start - t.end
+            } else {
+                t.start.saturating_sub(end)
+            };
             (gap, t.speaker.as_str())
         })
         .filter(|(gap, _)| *gap <= reach)
@@ -178,7 +189,11 @@ pub fn write_srt(segments: &[(Segment, Option<String>)]) -> String {
 pub fn write_vtt(segments: &[(Segment, Option<String>)]) -> String {
     let mut out = String::from("WEBVTT\n\n");
     for (s, speaker) in segments {
-        out.push_str(&format!("{} --> {}\n", stamp(s.start, '.'), stamp(s.end, '.')));
+        out.push_str(&format!(
+            "{} --> {}\n",
+            stamp(s.start, '.'),
+            stamp(s.end, '.')
+        ));
         if let Some(name) = speaker {
             out.push_str(&format!("<v {name}>"));
         }
@@ -205,7 +220,10 @@ mod tests {
         let stm = ";; comment\nsample 1 Diane 6.68 7.16 Hello?\nsample 1 B 8.0 9.5 <o,f0,female> oh hello there\n";
         let s = parse_stm(stm).unwrap();
         assert_eq!(s.len(), 2);
-        assert_eq!((s[0].start, s[0].end, s[0].text.as_str()), (6.68, 7.16, "Hello?"));
+        assert_eq!(
+            (s[0].start, s[0].end, s[0].text.as_str()),
+            (6.68, 7.16, "Hello?")
+        );
         assert_eq!(s[1].text, "oh hello there");
         assert_eq!(parse_stm("a 1 b 2.0 1.0 x").unwrap_err().line, 1);
         assert!(parse_stm("a 1 b x 1.0 x").is_err());
@@ -216,10 +234,27 @@ mod tests {
     fn reads_srt_and_vtt_and_writes_them_back() {
         let srt = "1\n00:00:01,500 --> 00:00:03,000\nhello\nthere\n\n2\n00:01:02,000 --> 00:01:04,250\n<v Ana>bye\n";
         let s = parse_subtitles(srt).unwrap();
-        assert_eq!(s[0], Segment { start: 1.5, end: 3.0, text: "hello there".into() });
-        assert_eq!(s[1], Segment { start: 62.0, end: 64.25, text: "bye".into() });
+        assert_eq!(
+            s[0],
+            Segment {
+                start: 1.5,
+                end: 3.0,
+                text: "hello there".into()
+            }
+        );
+        assert_eq!(
+            s[1],
+            Segment {
+                start: 62.0,
+                end: 64.25,
+                text: "bye".into()
+            }
+        );
         let vtt = write_vtt(&[(s[1].clone(), Some("SPEAKER_00".into()))]);
-        assert_eq!(vtt, "WEBVTT\n\n00:01:02.000 --> 00:01:04.250\n<v SPEAKER_00>bye\n\n");
+        assert_eq!(
+            vtt,
+            "WEBVTT\n\n00:01:02.000 --> 00:01:04.250\n<v SPEAKER_00>bye\n\n"
+        );
         assert_eq!(parse_subtitles(&vtt).unwrap(), vec![s[1].clone()]);
         let again = parse_subtitles(&write_srt(&[(s[0].clone(), None)])).unwrap();
         assert_eq!(again, vec![s[0].clone()]);

@@ -82,11 +82,7 @@ impl Runtime {
 
     /// Builds a session from an in-memory ONNX model on the provider `opts` asks for, falling
     /// back to the CPU (with a log line) when that provider cannot run here.
-    pub fn session(
-        &self,
-        model: &[u8],
-        opts: SessionOptions,
-    ) -> Result<Session, ModelError> {
+    pub fn session(&self, model: &[u8], opts: SessionOptions) -> Result<Session, ModelError> {
         let builder = Session::builder(self.env)?;
         let builder = match opts.provider {
             Provider::Cpu => builder,

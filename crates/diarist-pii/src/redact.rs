@@ -50,7 +50,10 @@ mod tests {
     #[test]
     fn replaces_character_spans_of_non_ascii_text() {
         let text = "soy José Núñez de Málaga";
-        let ents = [entity(4, 14, Label::PersonName), entity(18, 24, Label::City)];
+        let ents = [
+            entity(4, 14, Label::PersonName),
+            entity(18, 24, Label::City),
+        ];
         let mut policy = PiiConfig::default();
         assert_eq!(redact(text, &ents, &policy), "soy [PERSON_NAME] de [CITY]");
         policy.redact.retain(|l| !l.is_place());

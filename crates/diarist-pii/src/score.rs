@@ -30,7 +30,11 @@ impl SpanCounts {
     /// Harmonic mean of precision and recall.
     pub fn f1(&self) -> f64 {
         let (p, r) = (self.precision(), self.recall());
-        if p + r == 0.0 { 0.0 } else { 2.0 * p * r / (p + r) }
+        if p + r == 0.0 {
+            0.0
+        } else {
+            2.0 * p * r / (p + r)
+        }
     }
 
     fn add(&mut self, other: SpanCounts) {
@@ -65,12 +69,23 @@ impl Scores {
     pub fn add(&mut self, text: &str, reference: &[Entity], found: &[Entity]) {
         self.texts += 1;
         for label in Label::ALL {
-            let r: Vec<_> = reference.iter().filter(|e| e.label == label).map(|e| (e.start, e.end)).collect();
-            let f: Vec<_> = found.iter().filter(|e| e.label == label).map(|e| (e.start, e.end)).collect();
+            let r: Vec<_> = reference
+                .iter()
+                .filter(|e| e.label == label)
+                .map(|e| (e.start, e.end))
+                .collect();
+            let f: Vec<_> = found
+                .iter()
+                .filter(|e| e.label == label)
+                .map(|e| (e.start, e.end))
+                .collect();
             if r.is_empty() && f.is_empty() {
                 continue;
             }
-            self.per_label.entry(label).or_default().add(match_spans(&r, &f));
+            self.per_label
+                .entry(label)
+                .or_default()
+                .add(match_spans(&r, &f));
         }
         let r: Vec<_> = reference.iter().map(|e| (e.start, e.end)).collect();
         let f: Vec<_> = found.iter().map(|e| (e.start, e.end)).collect();
@@ -129,7 +144,12 @@ mod tests {
     use super::*;
 
     fn e(start: usize, end: usize, label: Label) -> Entity {
-        Entity { start, end, label, score: 1.0 }
+        Entity {
+            start,
+            end,
+            label,
+            score: 1.0,
+        }
     }
 
     #[test]
@@ -140,8 +160,22 @@ mod tests {
         let found = [e(0, 3, Label::PersonName), e(7, 21, Label::Ssn)];
         let mut s = Scores::default();
         s.add(text, &reference, &found);
-        assert_eq!(s.micro(), SpanCounts { tp: 1, fp: 1, fn_: 1 });
-        assert_eq!(s.per_label[&Label::PersonName], SpanCounts { tp: 1, fp: 0, fn_: 0 });
+        assert_eq!(
+            s.micro(),
+            SpanCounts {
+                tp: 1,
+                fp: 1,
+                fn_: 1
+            }
+        );
+        assert_eq!(
+            s.per_label[&Label::PersonName],
+            SpanCounts {
+                tp: 1,
+                fp: 0,
+                fn_: 0
+            }
+        );
         assert_eq!(s.exact_span.tp, 1);
         // 3 + 12 of 3 + 23 non-space reference characters are covered
         assert_eq!(s.personal_chars, (15, 26));

@@ -113,10 +113,15 @@ impl Tagger {
                 manifest.output.name
             )));
         }
-        let bytes = read_verified(&dir.join(&manifest.tokenizer.file), &manifest.tokenizer.sha256)?;
+        let bytes = read_verified(
+            &dir.join(&manifest.tokenizer.file),
+            &manifest.tokenizer.sha256,
+        )?;
         let mut tokenizer =
             Tokenizer::from_bytes(&bytes).map_err(|e| bad(format!("tokenizer: {e}")))?;
-        tokenizer.with_truncation(None).map_err(|e| bad(e.to_string()))?;
+        tokenizer
+            .with_truncation(None)
+            .map_err(|e| bad(e.to_string()))?;
         tokenizer.with_padding(None);
         let special = ["[CLS]", "[SEP]", "[PAD]"].map(|t| tokenizer.token_to_id(t));
         let [Some(cls), Some(sep), Some(pad)] = special else {
@@ -172,9 +177,12 @@ impl Tagger {
             .iter()
             .map(|e| vec![0.0; e.ids.len() * classes])
             .collect();
-        let batch = self.opts.max_batch.max(1);
-        for (c, chunk) in windows.chunks(batch).enumerate() {
-            self.run(&encoded, &windows, c * batch, chunk.len(), &mut logits)?;
+        // windows of like length share a run, so little of it is padding
+        let mut order: Vec<usize> = (0..windows.len()).collect();
+        order.sort_by_key(|&k| windows[k].end - windows[k].start);
+        for run in order.chunks(self.opts.max_batch.max(1)) {
+            let chunk: Vec<&Window> = run.iter().map(|&k| &windows[k]).collect();
+            self.run(&encoded, &chunk, &mut logits)?;
         }
         Ok(texts
             .iter()
@@ -213,7 +221,11 @@ impl Tagger {
             while start < n {
                 let end = (start + width).min(n);
                 // the last window ends at the text's end and is as wide as the text allows
-                let first = if end == n { n.saturating_sub(width) } else { start };
+                let first = if end == n {
+                    n.saturating_sub(width)
+                } else {
+                    start
+                };
                 if let Some(prev) = out.last_mut().filter(|w: &&mut Window| w.text == text) {
                     let boundary = (first + prev.end) / 2;
                     prev.owns.end = boundary;
@@ -243,12 +255,9 @@ impl Tagger {
     fn run(
         &mut self,
         encoded: &[Encoded],
-        all: &[Window],
-        first: usize,
-        count: usize,
+        chunk: &[&Window],
         logits: &mut [Vec<f32>],
     ) -> Result<(), PiiError> {
-        let chunk = &all[first..first + count];
         let [cls, sep, pad] = self.special;
         let len = chunk.iter().map(|w| w.end - w.start + 2).max().unwrap_or(2);
         let mut ids = vec![i64::from(pad); chunk.len() * len];
@@ -367,7 +376,17 @@ fn trim_edges(chars: &[char], mut start: usize, mut end: usize) -> Option<(usize
 }
 
 /// Words that join the parts of an e-mail address, spoken or written.
-const EMAIL_JOINERS: &[&str] = &["at", "@", "dot", ".", "underscore", "_", "hyphen", "dash", "-"];
+const EMAIL_JOINERS: &[&str] = &[
+    "at",
+    "@",
+    "dot",
+    ".",
+    "underscore",
+    "_",
+    "hyphen",
+    "dash",
+    "-",
+];
 
 /// An e-mail address is often tagged in pieces: its user part ("kevin", "h dot flynn") as a name,
 /// its address part ("seventy nine at icloud dot com", "@fastmail.net") as an e-mail. A name or
@@ -386,9 +405,9 @@ fn join_email_parts(spans: &mut Vec<(usize, usize, Label, f32, usize)>, chars: &
     let starts_joined = |a: usize, b: usize| {
         let first = chars.get(a).copied().unwrap_or(' ');
         matches!(first, '.' | '_' | '-' | '@')
-            || words(a, b)
-                .first()
-                .is_some_and(|w| EMAIL_JOINERS.contains(&w.as_str()) || !spoken_digits(w).is_empty())
+            || words(a, b).first().is_some_and(|w| {
+                EMAIL_JOINERS.contains(&w.as_str()) || !spoken_digits(w).is_empty()
+            })
     };
     let ends_joined = |a: usize, b: usize| {
         let last = chars.get(b.wrapping_sub(1)).copied().unwrap_or(' ');
@@ -415,11 +434,14 @@ fn join_email_parts(spans: &mut Vec<(usize, usize, Label, f32, usize)>, chars: &
 fn softmax_argmax(row: &[f32]) -> (usize, f32) {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let sum: f32 = row.iter().map(|x| (x - max).exp()).sum();
-    let (best, value) = row
-        .iter()
-        .copied()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |a, (i, x)| if x > a.1 { (i, x) } else { a });
+    let (best, value) =
+        row.iter()
+            .copied()
+            .enumerate()
+            .fold(
+                (0, f32::NEG_INFINITY),
+                |a, (i, x)| if x > a.1 { (i, x) } else { a },
+            );
     (best, (value - max).exp() / sum)
 }
 
@@ -491,7 +513,10 @@ mod tests {
         );
         join_email_parts(&mut spans, &chars);
         let got: Vec<_> = spans.iter().map(|s| (s.0, s.1, s.2)).collect();
-        assert_eq!(got, vec![(5, 38, Label::Email), (48, 51, Label::PersonName)]);
+        assert_eq!(
+            got,
+            vec![(5, 38, Label::Email), (48, 51, Label::PersonName)]
+        );
 
         let text = "kevin seventy nine at icloud dot com, t_budig@fastmail.com";
         let chars: Vec<char> = text.chars().collect();
@@ -514,7 +539,10 @@ mod tests {
         // a name next to an address that has its own user part stays a name
         let text = "ana j@x.com";
         let chars: Vec<char> = text.chars().collect();
-        let mut spans = spans_of(text, &[("ana", Label::PersonName), ("j@x.com", Label::Email)]);
+        let mut spans = spans_of(
+            text,
+            &[("ana", Label::PersonName), ("j@x.com", Label::Email)],
+        );
         join_email_parts(&mut spans, &chars);
         assert_eq!(spans.len(), 2);
     }

@@ -17,9 +17,9 @@ fn config() -> (PiiConfig, PathBuf) {
     let table: toml::Table = toml::from_str(&text).unwrap();
     let mut pii: PiiConfig = table["pii"].clone().try_into().unwrap();
     pii.model = root().join(pii.model);
-    let lib = std::env::var_os("DIARIST_ORT_LIB").map(PathBuf::from).unwrap_or_else(|| {
-        root().join(table["runtime"]["onnxruntime"].as_str().unwrap())
-    });
+    let lib = std::env::var_os("DIARIST_ORT_LIB")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(table["runtime"]["onnxruntime"].as_str().unwrap()));
     (pii, lib)
 }
 
@@ -28,7 +28,10 @@ fn tagger_with(edit: impl FnOnce(&mut PiiConfig)) -> (Tagger, PiiConfig) {
     edit(&mut pii);
     let runtime = Runtime::load(&lib).unwrap();
     let opts = TaggerOptions::from_config(&pii, SessionOptions::default());
-    (Tagger::load(&runtime, &pii.model, &pii.variant, opts).unwrap(), pii)
+    (
+        Tagger::load(&runtime, &pii.model, &pii.variant, opts).unwrap(),
+        pii,
+    )
 }
 
 fn tagger() -> (Tagger, PiiConfig) {
@@ -38,7 +41,12 @@ fn tagger() -> (Tagger, PiiConfig) {
 fn surfaces(text: &str, entities: &[Entity]) -> Vec<(String, Label)> {
     entities
         .iter()
-        .map(|e| (text.chars().skip(e.start).take(e.end - e.start).collect(), e.label))
+        .map(|e| {
+            (
+                text.chars().skip(e.start).take(e.end - e.start).collect(),
+                e.label,
+            )
+        })
         .collect()
 }
 
@@ -57,9 +65,15 @@ fn the_sample_transcript_comes_back_without_names_or_places() {
     for secret in ["Diane", "Sheila", "New Jersey", "Texas", "Chicago"] {
         assert!(!redacted.contains(secret), "{secret} left in:\n{redacted}");
     }
-    assert!(redacted.contains("This is [PERSON_NAME] in [LOCATION]"), "{redacted}");
+    assert!(
+        redacted.contains("This is [PERSON_NAME] in [LOCATION]"),
+        "{redacted}"
+    );
     // what is not personal stays as it was
-    assert!(redacted.contains("I didn't know you were there."), "{redacted}");
+    assert!(
+        redacted.contains("I didn't know you were there."),
+        "{redacted}"
+    );
     assert!(redacted.contains("Neither did I."), "{redacted}");
 }
 
@@ -69,7 +83,13 @@ fn recogniser_style_sentences() {
     let cases: &[(&str, &[(&str, Label)])] = &[
         (
             "yeah my name is maria gonzalez and my number is five five five double two oh one nine eight seven",
-            &[("maria gonzalez", Label::PersonName), ("five five five double two oh one nine eight seven", Label::Phone)],
+            &[
+                ("maria gonzalez", Label::PersonName),
+                (
+                    "five five five double two oh one nine eight seven",
+                    Label::Phone,
+                ),
+            ],
         ),
         (
             "you can email me at j fernandez at protonmail dot com",
@@ -77,17 +97,24 @@ fn recogniser_style_sentences() {
         ),
         (
             "the card number is four two four two four two four two four two four two four two four two",
-            &[("four two four two four two four two four two four two four two four two", Label::CreditCard)],
+            &[(
+                "four two four two four two four two four two four two four two four two",
+                Label::CreditCard,
+            )],
         ),
         (
             "i was born on march third nineteen eighty five",
             &[("march third nineteen eighty five", Label::Date)],
         ),
-        ("the total comes to forty two dollars and my order number is seven seven three one", &[]),
+        (
+            "the total comes to forty two dollars and my order number is seven seven three one",
+            &[],
+        ),
     ];
     for (text, expected) in cases {
         let found = surfaces(text, &tagger.tag(text).unwrap());
-        let expected: Vec<(String, Label)> = expected.iter().map(|(s, l)| (s.to_string(), *l)).collect();
+        let expected: Vec<(String, Label)> =
+            expected.iter().map(|(s, l)| (s.to_string(), *l)).collect();
         assert_eq!(found, expected, "in {text:?}");
     }
 }
@@ -98,10 +125,19 @@ fn offsets_are_characters_of_non_ascii_text() {
     let text = "😀 ok — hi this is José Núñez, call me at 555 123 4567 👍";
     let found = tagger.tag(text).unwrap();
     let s = surfaces(text, &found);
-    assert!(s.contains(&("José Núñez".to_string(), Label::PersonName)), "{s:?}");
-    assert!(s.contains(&("555 123 4567".to_string(), Label::Phone)), "{s:?}");
+    assert!(
+        s.contains(&("José Núñez".to_string(), Label::PersonName)),
+        "{s:?}"
+    );
+    assert!(
+        s.contains(&("555 123 4567".to_string(), Label::Phone)),
+        "{s:?}"
+    );
     let out = redact(text, &found, &policy);
-    assert!(out.starts_with("😀 ok — hi this is [PERSON_NAME], call me at [PHONE]"), "{out}");
+    assert!(
+        out.starts_with("😀 ok — hi this is [PERSON_NAME], call me at [PHONE]"),
+        "{out}"
+    );
     assert!(out.ends_with(" 👍"), "{out}");
 }
 
@@ -112,28 +148,45 @@ fn empty_long_huge_and_garbage_input() {
     assert!(tagger.tag(" \n\t ").unwrap().is_empty());
     // a long text goes through in windows: personal data at both ends and across window edges
     let filler = "and then we talked about the weather for a while ".repeat(60);
-    let text = format!("my name is peter novak {filler} please call me back at two one two five five five oh one nine nine");
+    let text = format!(
+        "my name is peter novak {filler} please call me back at two one two five five five oh one nine nine"
+    );
     assert!(tagger.token_count(&text).unwrap() > 500);
     let s = surfaces(&text, &tagger.tag(&text).unwrap());
     assert_eq!(
         s,
         vec![
             ("peter novak".to_string(), Label::PersonName),
-            ("two one two five five five oh one nine nine".to_string(), Label::Phone)
+            (
+                "two one two five five five oh one nine nine".to_string(),
+                Label::Phone
+            )
         ]
     );
     // longer than the limit: a typed error, not a panic
     let huge = "x".repeat(100_001);
-    assert!(matches!(tagger.tag(&huge), Err(PiiError::TooLong { chars: 100_001, limit: 100_000 })));
+    assert!(matches!(
+        tagger.tag(&huge),
+        Err(PiiError::TooLong {
+            chars: 100_001,
+            limit: 100_000
+        })
+    ));
     // bytes that are not text, decoded lossily: no panic, offsets inside the text
-    let garbage: Vec<u8> = (0..4000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let garbage: Vec<u8> = (0..4000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     let garbage = String::from_utf8_lossy(&garbage).into_owned();
     let chars = garbage.chars().count();
     for e in tagger.tag(&garbage).unwrap() {
         assert!(e.start < e.end && e.end <= chars);
     }
     // batches give what single calls give
-    let texts = ["call me at five five five one two three four", "", "i live in denver colorado"];
+    let texts = [
+        "call me at five five five one two three four",
+        "",
+        "i live in denver colorado",
+    ];
     let batch = tagger.tag_batch(&texts).unwrap();
     for (t, b) in texts.iter().zip(batch) {
         assert_eq!(tagger.tag(t).unwrap(), b);
@@ -165,8 +218,13 @@ fn held_out_test_split_meets_the_quality_targets() {
     let f1 = scores.micro().f1();
     let precision = scores.exact_span.precision();
     let recall = scores.personal_char_recall();
-    eprintln!("micro span F1 {f1:.3}, exact-span PII precision {precision:.3}, character recall {recall:.4}");
+    eprintln!(
+        "micro span F1 {f1:.3}, exact-span PII precision {precision:.3}, character recall {recall:.4}"
+    );
     assert!(f1 >= 0.85, "micro span F1 {f1:.3}");
     assert!(precision >= 0.90, "exact-span PII precision {precision:.3}");
-    assert!(recall >= 0.98, "character-level redaction recall {recall:.4}");
+    assert!(
+        recall >= 0.98,
+        "character-level redaction recall {recall:.4}"
+    );
 }

@@ -277,8 +277,12 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     let mut format = format;
     let redaction = match (redact, &shared.redaction) {
         (Some(true), None) => {
-            out.error(ErrorCode::BadStart, "this server has no PII tagger: redact must be false", true)
-                .await;
+            out.error(
+                ErrorCode::BadStart,
+                "this server has no PII tagger: redact must be false",
+                true,
+            )
+            .await;
             out.close(CloseCode::Policy, "bad start").await;
             return;
         }

@@ -15,14 +15,28 @@ use serde_json::{Value, json};
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
-/// A ChromeDriver process, killed on drop.
+/// A ChromeDriver process; on drop (a failed assertion included) its browser session is closed
+/// and the driver killed, so no browser outlives the test.
 struct Driver {
     child: Child,
     port: u16,
+    session: std::cell::RefCell<Option<String>>,
 }
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        if let Some(id) = self.session.borrow_mut().take() {
+            // best effort, and never a panic inside a drop: ChromeDriver quits the browser
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+                let _ = write!(
+                    s,
+                    "DELETE /session/{id} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\n\r\n",
+                    self.port
+                );
+                let _ = s.read(&mut [0u8; 1024]);
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -31,7 +45,8 @@ impl Drop for Driver {
 impl Driver {
     fn start() -> Self {
         assert!(
-            std::path::Path::new(CHROMIUM).is_file() && std::path::Path::new(CHROMEDRIVER).is_file(),
+            std::path::Path::new(CHROMIUM).is_file()
+                && std::path::Path::new(CHROMEDRIVER).is_file(),
             "Debian's chromium and chromium-driver are needed (make setup installs them)"
         );
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -47,7 +62,11 @@ impl Driver {
             .stderr(Stdio::null())
             .spawn()
             .expect("starting chromedriver");
-        let driver = Self { child, port };
+        let driver = Self {
+            child,
+            port,
+            session: std::cell::RefCell::new(None),
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "chromedriver did not listen");
@@ -132,7 +151,9 @@ fn dechunk(body: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_streams_a_fake_microphone_and_draws_speaker_turns() {
     let (url, stop, task) = start_server(|_| {}).await;
-    let page = url.replace("ws://", "http://").replace("/v1/stream", &format!("/?token={TOKEN}"));
+    let page = url
+        .replace("ws://", "http://")
+        .replace("/v1/stream", &format!("/?token={TOKEN}"));
     let fixture = root()
         .join("audio-fixtures/pyannote_sample.wav")
         .canonicalize()
@@ -157,6 +178,7 @@ async fn the_page_streams_a_fake_microphone_and_draws_speaker_turns() {
         }}});
         let session = driver.call("POST", "/session", Some(caps));
         let id = session["sessionId"].as_str().expect("a session id").to_string();
+        *driver.session.borrow_mut() = Some(id.clone());
         let script = |s: &str| {
             driver.call(
                 "POST",
@@ -186,7 +208,7 @@ async fn the_page_streams_a_fake_microphone_and_draws_speaker_turns() {
             std::thread::sleep(Duration::from_secs(1));
         };
         script("document.getElementById('stop').click(); return true");
-        driver.call("DELETE", &format!("/session/{id}"), None);
+        drop(driver);
         let _ = std::fs::remove_dir_all(&profile);
         turns
     })

@@ -50,21 +50,36 @@ pub fn read_transcript(path: &Path) -> anyhow::Result<Vec<Segment>> {
         "srt" | "vtt" => transcript::parse_subtitles(&text).with_context(at)?,
         "json" => {
             let parsed: JsonTranscript = serde_json::from_str(&text).with_context(|| {
-                format!("{}: expected [{{\"start\", \"end\", \"text\"}}] or {{\"segments\": [...]}}", at())
+                format!(
+                    "{}: expected [{{\"start\", \"end\", \"text\"}}] or {{\"segments\": [...]}}",
+                    at()
+                )
             })?;
             let list = match parsed {
                 JsonTranscript::List(l) | JsonTranscript::Object { segments: l } => l,
             };
             let mut out = Vec::with_capacity(list.len());
             for (i, s) in list.into_iter().enumerate() {
-                if !(s.start.is_finite() && s.end.is_finite() && 0.0 <= s.start && s.start <= s.end) {
-                    bail!("{}: segment {}: times must satisfy 0 <= start <= end", at(), i + 1);
+                if !(s.start.is_finite() && s.end.is_finite() && 0.0 <= s.start && s.start <= s.end)
+                {
+                    bail!(
+                        "{}: segment {}: times must satisfy 0 <= start <= end",
+                        at(),
+                        i + 1
+                    );
                 }
-                out.push(Segment { start: s.start, end: s.end, text: s.text });
+                out.push(Segment {
+                    start: s.start,
+                    end: s.end,
+                    text: s.text,
+                });
             }
             out
         }
-        _ => bail!("{}: unknown transcript format (use .stm, .srt, .vtt or .json)", at()),
+        _ => bail!(
+            "{}: unknown transcript format (use .stm, .srt, .vtt or .json)",
+            at()
+        ),
     };
     Ok(segments)
 }
@@ -93,9 +108,17 @@ pub fn run(
     let turns: Vec<rttm::Turn> = d
         .turns
         .iter()
-        .map(|t| rttm::Turn { start: t.start as u64, end: t.end as u64, speaker: label(t.speaker) })
+        .map(|t| rttm::Turn {
+            start: t.start as u64,
+            end: t.end as u64,
+            speaker: label(t.speaker),
+        })
         .collect();
-    let mut tagger = if keep_pii { None } else { Some(load_tagger(config)?) };
+    let mut tagger = if keep_pii {
+        None
+    } else {
+        Some(load_tagger(config)?)
+    };
     let mut rows = Vec::with_capacity(segments.len());
     let mut labels_found = Vec::with_capacity(segments.len());
     for chunk in segments.chunks(BATCH) {
@@ -115,7 +138,14 @@ pub fn run(
                     .map(|e| json!({"label": e.label.name(), "score": (e.score * 1000.0).round() / 1000.0}))
                     .collect::<Vec<_>>(),
             );
-            rows.push((Segment { start: s.start, end: s.end, text }, speaker));
+            rows.push((
+                Segment {
+                    start: s.start,
+                    end: s.end,
+                    text,
+                },
+                speaker,
+            ));
         }
     }
     Ok(match format {
@@ -123,7 +153,15 @@ pub fn run(
         Format::Vtt => transcript::write_vtt(&rows),
         Format::Text => rows
             .iter()
-            .map(|(s, sp)| format!("[{:8.2} - {:8.2}] {}: {}\n", s.start, s.end, sp.as_deref().unwrap_or("?"), s.text))
+            .map(|(s, sp)| {
+                format!(
+                    "[{:8.2} - {:8.2}] {}: {}\n",
+                    s.start,
+                    s.end,
+                    sp.as_deref().unwrap_or("?"),
+                    s.text
+                )
+            })
             .collect(),
         Format::Json | Format::Rttm => {
             let secs = |s: u64| (s as f64 / SAMPLE_RATE as f64 * 1000.0).round() / 1000.0;

@@ -27,13 +27,15 @@ struct RefEntity {
 }
 
 fn read_reference(path: &Path) -> anyhow::Result<Vec<(String, Vec<Entity>)>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(n, line)| {
-            let r: Reference = serde_json::from_str(line)
-                .with_context(|| format!("{}:{}: not a reference sentence", path.display(), n + 1))?;
+            let r: Reference = serde_json::from_str(line).with_context(|| {
+                format!("{}:{}: not a reference sentence", path.display(), n + 1)
+            })?;
             let entities = r
                 .entities
                 .iter()
@@ -41,7 +43,12 @@ fn read_reference(path: &Path) -> anyhow::Result<Vec<(String, Vec<Entity>)>> {
                     let label = Label::parse(&e.label).with_context(|| {
                         format!("{}:{}: unknown label {:?}", path.display(), n + 1, e.label)
                     })?;
-                    Ok(Entity { start: e.start, end: e.end, label, score: 1.0 })
+                    Ok(Entity {
+                        start: e.start,
+                        end: e.end,
+                        label,
+                        score: 1.0,
+                    })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             Ok((r.text, entities))
@@ -51,13 +58,22 @@ fn read_reference(path: &Path) -> anyhow::Result<Vec<(String, Vec<Entity>)>> {
 
 /// Utterances of exactly `tokens` word pieces (as near as whole words allow), cut from the
 /// reference texts laid end to end.
-fn utterances(tagger: &Tagger, texts: &[&str], tokens: usize, count: usize) -> anyhow::Result<Vec<String>> {
+fn utterances(
+    tagger: &Tagger,
+    texts: &[&str],
+    tokens: usize,
+    count: usize,
+) -> anyhow::Result<Vec<String>> {
     let mut words = texts.iter().flat_map(|t| t.split_whitespace()).cycle();
     let mut out = Vec::with_capacity(count);
     let mut current = String::new();
     while out.len() < count {
         let word = words.next().context("no reference text")?;
-        let candidate = if current.is_empty() { word.to_string() } else { format!("{current} {word}") };
+        let candidate = if current.is_empty() {
+            word.to_string()
+        } else {
+            format!("{current} {word}")
+        };
         if tagger.token_count(&candidate)? > tokens {
             out.push(std::mem::replace(&mut current, word.to_string()));
         } else {
@@ -82,11 +98,17 @@ fn percentiles(h: &Histogram<u64>) -> String {
 /// Runs the PII benchmark on the reference file `path`.
 pub fn run(config: &Config, path: &Path, count: usize) -> anyhow::Result<()> {
     let reference = read_reference(path)?;
-    anyhow::ensure!(!reference.is_empty(), "{} holds no sentences", path.display());
+    anyhow::ensure!(
+        !reference.is_empty(),
+        "{} holds no sentences",
+        path.display()
+    );
     let t = Instant::now();
     let mut tagger = load_tagger(config)?;
     let load_ms = t.elapsed().as_secs_f64() * 1000.0;
-    let (file, _) = tagger.manifest().file(&config.pii.model, &config.pii.variant)?;
+    let (file, _) = tagger
+        .manifest()
+        .file(&config.pii.model, &config.pii.variant)?;
     let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
     println!("# diarist bench --pii {}", path.display());
     println!(
@@ -109,14 +131,24 @@ pub fn run(config: &Config, path: &Path, count: usize) -> anyhow::Result<()> {
             tagger.tag(text)?;
             h.record(t.elapsed().as_micros().max(1) as u64)?;
         }
-        println!("latency, batch 1, {tokens:>2}-token utterances: {}", percentiles(&h));
+        println!(
+            "latency, batch 1, {tokens:>2}-token utterances: {}",
+            percentiles(&h)
+        );
     }
+    // batches of like length, as a batching caller would form them (padding is wasted work)
+    let mut by_length: Vec<(usize, &str)> = texts
+        .iter()
+        .map(|t| Ok((tagger.token_count(t)?, *t)))
+        .collect::<anyhow::Result<_>>()?;
+    by_length.sort();
+    let sorted: Vec<&str> = by_length.into_iter().map(|(_, t)| t).collect();
     for batch in [1, 8, 32] {
         let mut batched = config.clone();
         batched.pii.max_batch = batch;
         let mut tagger = load_tagger(&batched)?;
         let t = Instant::now();
-        for chunk in texts.chunks(batch) {
+        for chunk in sorted.chunks(batch) {
             tagger.tag_batch(chunk)?;
         }
         let secs = t.elapsed().as_secs_f64();
@@ -133,8 +165,14 @@ pub fn run(config: &Config, path: &Path, count: usize) -> anyhow::Result<()> {
             scores.add(text, gold, &found);
         }
     }
-    println!("span scores (exact span and label) on {} sentences:", scores.texts);
-    println!("  {:<15} {:>6} {:>6} {:>6} {:>6}", "label", "P", "R", "F1", "n");
+    println!(
+        "span scores (exact span and label) on {} sentences:",
+        scores.texts
+    );
+    println!(
+        "  {:<15} {:>6} {:>6} {:>6} {:>6}",
+        "label", "P", "R", "F1", "n"
+    );
     for (label, c) in &scores.per_label {
         println!(
             "  {:<15} {:6.3} {:6.3} {:6.3} {:6}",

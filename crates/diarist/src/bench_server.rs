@@ -34,7 +34,9 @@ async fn run_level(
     audio: &[Arc<Vec<f32>>],
     clients: usize,
 ) -> anyhow::Result<Level> {
-    let latency = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 600_000, 3)?));
+    let latency = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
+        1, 600_000, 3,
+    )?));
     let base_rss = rss_mb();
     let peak_rss = Arc::new(Mutex::new(base_rss));
     let sampling = {
@@ -107,21 +109,28 @@ async fn run_level(
 }
 
 /// Runs the load levels against one in-process server on 127.0.0.1.
-pub fn run(config: &Config, files: &[PathBuf], levels: &[usize], duration: f64) -> anyhow::Result<()> {
+pub fn run(
+    config: &Config,
+    files: &[PathBuf],
+    levels: &[usize],
+    duration: f64,
+) -> anyhow::Result<()> {
     let limit = (duration * 16_000.0) as usize;
     let audio: Vec<Arc<Vec<f32>>> = files
         .iter()
         .map(|f| {
-            let mut a = diarist_audio::decode_all(f).with_context(|| format!("decoding {}", f.display()))?;
+            let mut a = diarist_audio::decode_all(f)
+                .with_context(|| format!("decoding {}", f.display()))?;
             a.truncate(limit);
             Ok(Arc::new(a))
         })
         .collect::<anyhow::Result<_>>()?;
     let most = levels.iter().copied().max().unwrap_or(1);
     let token = format!("bench-{}", std::process::id());
-    let mut server_config =
-        ServerConfig::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/server.toml"))
-            .map_err(anyhow::Error::msg)?;
+    let mut server_config = ServerConfig::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/server.toml"),
+    )
+    .map_err(anyhow::Error::msg)?;
     server_config.listen = "127.0.0.1:0".into();
     server_config.token = token.clone();
     server_config.max_sessions = server_config.max_sessions.max(most);

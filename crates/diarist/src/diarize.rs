@@ -200,13 +200,31 @@ pub fn run(args: &DiarizeArgs) -> anyhow::Result<ExitCode> {
     };
     if let Some(path) = &args.transcript {
         let [file] = files.as_slice() else {
-            anyhow::bail!("--transcript goes with exactly one audio file, not {}", files.len());
+            anyhow::bail!(
+                "--transcript goes with exactly one audio file, not {}",
+                files.len()
+            );
         };
         let segments = crate::attribute::read_transcript(path)?;
-        let text = crate::attribute::run(&config, file, &file_id(file), segments, args.format, args.keep_pii)?;
-        match args.output.as_ref().map(|d| d.join(format!("{}.{ext}", file_id(file)))) {
-            Some(p) => write_atomic(&p, &text).with_context(|| format!("writing {}", p.display()))?,
-            None => std::io::stdout().write_all(text.as_bytes()).context("writing to standard output")?,
+        let text = crate::attribute::run(
+            &config,
+            file,
+            &file_id(file),
+            segments,
+            args.format,
+            args.keep_pii,
+        )?;
+        match args
+            .output
+            .as_ref()
+            .map(|d| d.join(format!("{}.{ext}", file_id(file))))
+        {
+            Some(p) => {
+                write_atomic(&p, &text).with_context(|| format!("writing {}", p.display()))?
+            }
+            None => std::io::stdout()
+                .write_all(text.as_bytes())
+                .context("writing to standard output")?,
         }
         return Ok(ExitCode::SUCCESS);
     }

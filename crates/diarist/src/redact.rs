@@ -150,8 +150,9 @@ fn parse(text: &str, format: TextFormat) -> anyhow::Result<Vec<Item>> {
                     if line.trim().is_empty() || line.starts_with(";;") {
                         Item::Verbatim(line.to_string())
                     } else {
-                        let (head, words) = split_fields(line, 5)
-                            .with_context(|| format!("{}: an STM line has at least five fields", at()))?;
+                        let (head, words) = split_fields(line, 5).with_context(|| {
+                            format!("{}: an STM line has at least five fields", at())
+                        })?;
                         Item::Stm(head.to_string(), words.to_string())
                     }
                 }
@@ -215,7 +216,8 @@ pub fn run(args: &RedactArgs) -> anyhow::Result<ExitCode> {
                 Item::Text(t) => {
                     writeln!(out, "{}", redact(t, &entities, &config.pii))?;
                     for e in &entities {
-                        let surface: String = t.chars().skip(e.start).take(e.end - e.start).collect();
+                        let surface: String =
+                            t.chars().skip(e.start).take(e.end - e.start).collect();
                         writeln!(
                             out,
                             "    {} {}..{} {:.2} {:?}",
