@@ -92,17 +92,18 @@ impl Scores {
         self.exact_span.add(match_spans(&r, &f));
         let chars: Vec<char> = text.chars().collect();
         let covered = |i: usize, spans: &[Entity]| spans.iter().any(|e| e.start <= i && i < e.end);
+        let span = |e: &Entity| chars.iter().enumerate().take(e.end).skip(e.start);
         for e in reference.iter().filter(|e| !e.label.is_place()) {
-            for i in e.start..e.end.min(chars.len()) {
-                if !chars[i].is_whitespace() {
+            for (i, c) in span(e) {
+                if !c.is_whitespace() {
                     self.personal_chars.1 += 1;
                     self.personal_chars.0 += usize::from(covered(i, found));
                 }
             }
         }
         for e in found {
-            for i in e.start..e.end.min(chars.len()) {
-                if !chars[i].is_whitespace() {
+            for (i, c) in span(e) {
+                if !c.is_whitespace() {
                     self.found_chars.1 += 1;
                     self.found_chars.0 += usize::from(covered(i, reference));
                 }

@@ -119,6 +119,14 @@ struct PendingTranscript {
     text: String,
 }
 
+/// What a valid `start` asks for.
+struct Started {
+    format: Format,
+    options: StreamOptions,
+    /// The client's choice on redacting transcripts, if it made one.
+    redact: Option<bool>,
+}
+
 /// Audio format of a started session.
 struct Format {
     encoding: Encoding,
@@ -243,7 +251,11 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     let idle = Duration::from_secs_f64(shared.config.idle_timeout_secs);
     let mut shutdown = shared.shutdown.clone();
     // Before `start`.
-    let (format, options, redact) = loop {
+    let Started {
+        format,
+        options,
+        redact,
+    } = loop {
         let msg = tokio::select! {
             m = source.next() => m,
             _ = tokio::time::sleep(idle) => {
@@ -516,9 +528,7 @@ async fn flush_transcripts<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// Reads a `start` message: `Ok(None)` for another valid message, an error code for a bad one.
-fn parse_start(
-    text: &str,
-) -> Result<Option<(Format, StreamOptions, Option<bool>)>, (ErrorCode, String)> {
+fn parse_start(text: &str) -> Result<Option<Started>, (ErrorCode, String)> {
     let msg: ClientMessage = serde_json::from_str(text).map_err(|e| {
         let is_start = serde_json::from_str::<serde_json::Value>(text)
             .ok()
@@ -563,18 +573,18 @@ fn parse_start(
     } else {
         Some(Resampler::new(sample_rate, RATE as u32).map_err(|e| (ErrorCode::BadStart, e))?)
     };
-    Ok(Some((
-        Format {
+    Ok(Some(Started {
+        format: Format {
             encoding,
             channels: channels as usize,
             resampler,
             mono: Vec::new(),
         },
-        StreamOptions {
+        options: StreamOptions {
             max_speakers: num_speakers.or(max_speakers),
             known_speakers,
             latency_secs: latency,
         },
         redact,
-    )))
+    }))
 }
