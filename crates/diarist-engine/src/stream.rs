@@ -45,6 +45,9 @@ pub struct StreamOptions {
     pub known_speakers: Vec<Voiceprint>,
     /// Delay after which audio is final, seconds (`None`: the configuration's).
     pub latency_secs: Option<f64>,
+    /// Step between windows, seconds (`None`: the configuration's). A longer hop costs less
+    /// compute per stream and gives coarser, less accurate turns.
+    pub hop_secs: Option<f64>,
 }
 
 /// What a turn event says happened.
@@ -140,6 +143,20 @@ pub enum Event {
     Summary(Summary),
 }
 
+/// Length of the backbone run of a window that follows the previous one by `hop`: at least the
+/// hop plus one feature frame, on the stream's feature grid so the frames of one run line up
+/// with those of the runs before it; 0 (the whole window) when that is no shorter than it.
+fn backbone_run(info: &ModelInfo, requested: usize, hop: usize, window: usize) -> usize {
+    let fstep = info.features.step.max(1);
+    let least = (hop + info.features.length).div_ceil(fstep) * fstep;
+    let backbone = (requested / fstep * fstep).max(least);
+    if backbone + fstep <= window {
+        backbone
+    } else {
+        0
+    }
+}
+
 /// Settings of every stream, resolved against the models.
 #[derive(Debug, Clone)]
 struct StreamPlan {
@@ -148,7 +165,11 @@ struct StreamPlan {
     /// Length of the backbone run of a window that follows the previous one by a hop (0: every
     /// window runs it over all of itself).
     backbone: usize,
+    /// The configured backbone length the run length is derived from.
+    backbone_request: usize,
     buffer: usize,
+    /// The configured buffer bound (at least a window and a hop are buffered).
+    buffer_request: usize,
     max_in_flight: usize,
     params: OnlineParams,
     info: ModelInfo,
@@ -188,16 +209,8 @@ impl Engine {
         };
         let window_frames = info.frames.frames(window);
         let frames_of = |v: f64| (secs(v) as f64 / step as f64).round() as usize;
-        // Runs sit on the stream's feature grid, so the frames of one run line up with the
-        // frames of the runs before it.
-        let fstep = info.features.step.max(1);
-        let least = (hop + info.features.length).div_ceil(fstep) * fstep;
-        let backbone = (secs(s.backbone_secs) / fstep * fstep).max(least);
-        let backbone = if backbone + fstep <= window {
-            backbone
-        } else {
-            0
-        };
+        let backbone_request = secs(s.backbone_secs);
+        let backbone = backbone_run(&info, backbone_request, hop, window);
         let params = OnlineParams {
             grid,
             feature_grid: FrameGrid {
@@ -219,7 +232,9 @@ impl Engine {
                 window,
                 hop,
                 backbone,
+                backbone_request,
                 buffer: secs(s.buffer_secs).max(window + hop),
+                buffer_request: secs(s.buffer_secs),
                 max_in_flight: s.max_in_flight.max(1),
                 params,
                 info,
@@ -251,6 +266,28 @@ impl Engine {
         let mut plan = self.plan.clone();
         if let Some(m) = options.max_speakers {
             plan.params.max_speakers = (m > 0).then_some(m);
+        }
+        if let Some(h) = options.hop_secs {
+            let step = plan.params.grid.step;
+            let samples = h * SAMPLE_RATE as f64;
+            if !(samples.is_finite()
+                && samples >= 0.1 * SAMPLE_RATE as f64
+                && samples <= plan.window as f64)
+            {
+                return Err(EngineError::Config(format!(
+                    "hop must be between 0.1 s and the window ({} s)",
+                    plan.window as f64 / SAMPLE_RATE as f64
+                )));
+            }
+            plan.hop = ((samples / step as f64).round() as usize).max(1) * step;
+            plan.params.hop_frames = plan.hop / step;
+            plan.backbone = backbone_run(&plan.info, plan.backbone_request, plan.hop, plan.window);
+            plan.buffer = plan.buffer_request.max(plan.window + plan.hop);
+            if options.latency_secs.is_none() {
+                // the configured latency, but never shorter than the hop
+                let least = plan.hop / step;
+                plan.params.tentative_frames = plan.params.tentative_frames.max(least);
+            }
         }
         if let Some(l) = options.latency_secs {
             let (hop, window) = (plan.hop as f64, plan.window as f64);

@@ -34,9 +34,13 @@ pub struct StartOptions {
     /// Most speakers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_speakers: Option<usize>,
-    /// Delay after which audio is final, seconds (between the server's hop and window).
+    /// Delay after which audio is final, seconds (between the hop and the window).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency: Option<f64>,
+    /// Step between analysis windows, seconds (0.1 to the window; default: the server's). A
+    /// longer hop costs the server less and gives coarser turns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hop: Option<f64>,
     /// Enrolled speakers to recognise by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub known_speakers: Vec<Voiceprint>,

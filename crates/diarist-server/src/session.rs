@@ -562,6 +562,7 @@ fn parse_start(text: &str) -> Result<Option<Started>, (ErrorCode, String)> {
         num_speakers,
         max_speakers,
         latency,
+        hop,
         known_speakers,
         redact,
     } = options;
@@ -584,6 +585,7 @@ fn parse_start(text: &str) -> Result<Option<Started>, (ErrorCode, String)> {
             max_speakers: num_speakers.or(max_speakers),
             known_speakers,
             latency_secs: latency,
+            hop_secs: hop,
         },
         redact,
     }))
