@@ -33,6 +33,9 @@ pub struct BenchArgs {
     /// test (an in-process server on 127.0.0.1) instead of the model benchmarks.
     #[arg(long, value_delimiter = ',')]
     pub clients: Vec<usize>,
+    /// With --clients: the hop every client asks for in its `start` (seconds).
+    #[arg(long)]
+    pub client_hop: Option<f64>,
     /// Seconds of audio per stream in the streaming load test.
     #[arg(long, default_value_t = 60.0)]
     pub duration: f64,
@@ -147,7 +150,13 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let files = collect_inputs(&inputs)?;
     anyhow::ensure!(!files.is_empty(), "no audio files to benchmark");
     if !args.clients.is_empty() {
-        crate::bench_server::run(&config, &files, &args.clients, args.duration)?;
+        crate::bench_server::run(
+            &config,
+            &files,
+            &args.clients,
+            args.duration,
+            args.client_hop,
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
     if !args.streams.is_empty() {

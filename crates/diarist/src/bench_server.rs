@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use diarist_engine::{Config, Engine, Event};
 use diarist_server::client::{ClientOptions, stream_samples};
-use diarist_server::protocol::ServerMessage;
+use diarist_server::protocol::{ServerMessage, StartOptions};
 use diarist_server::{Server, ServerConfig};
 use hdrhistogram::Histogram;
 
@@ -33,6 +33,7 @@ async fn run_level(
     token: &str,
     audio: &[Arc<Vec<f32>>],
     clients: usize,
+    hop: Option<f64>,
 ) -> anyhow::Result<Level> {
     let latency = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
         1, 600_000, 3,
@@ -59,7 +60,10 @@ async fn run_level(
             url: url.to_string(),
             token: token.to_string(),
             speed: Some(1.0),
-            options: Default::default(),
+            options: StartOptions {
+                hop,
+                ..Default::default()
+            },
         };
         let latency = latency.clone();
         tasks.push(tokio::spawn(async move {
@@ -108,12 +112,14 @@ async fn run_level(
     Ok(level)
 }
 
-/// Runs the load levels against one in-process server on 127.0.0.1.
+/// Runs the load levels against one in-process server on 127.0.0.1; every client asks for `hop`
+/// when given.
 pub fn run(
     config: &Config,
     files: &[PathBuf],
     levels: &[usize],
     duration: f64,
+    hop: Option<f64>,
 ) -> anyhow::Result<()> {
     let limit = (duration * 16_000.0) as usize;
     let audio: Vec<Arc<Vec<f32>>> = files
@@ -150,13 +156,16 @@ pub fn run(
         let s = &config.streaming;
         println!(
             "# diarist bench --clients: loopback server, {} s of audio per client at real time, window {} s, hop {} s, latency {} s",
-            duration, s.window_secs, s.hop_secs, s.latency_secs
+            duration,
+            s.window_secs,
+            hop.unwrap_or(s.hop_secs),
+            s.latency_secs
         );
         println!("| clients | audio s | failed | lost samples | unprocessed | final-label p50 s | p95 s | p99 s | max s | CPU cores | RSS MB per session | holds |");
         println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
         let mut best = 0;
         for &n in levels {
-            let l = run_level(&url, &token, &audio, n).await?;
+            let l = run_level(&url, &token, &audio, n, hop).await?;
             let q = |p: f64| l.latency.value_at_quantile(p) as f64 / 1000.0;
             let holds = l.failed == 0 && l.lost == 0 && l.unprocessed == 0 && q(0.99) <= 4.0;
             if holds {
