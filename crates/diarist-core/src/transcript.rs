@@ -123,7 +123,8 @@ fn strip_tags(line: &str) -> String {
     out.trim().to_string()
 }
 
-/// The speaker who talks most within `[start, end)` samples; when nobody does, the speaker of
+/// The speaker who talks most within `[start, end)` samples (on a tie, the first name in order);
+/// when nobody does, the speaker of
 /// the nearest turn no more than `reach` samples away. `None` when there is none.
 pub fn speaker_of(turns: &[Turn], start: u64, end: u64, reach: u64) -> Option<&str> {
     let mut talk: Vec<(&str, u64)> = Vec::new();
@@ -136,7 +137,8 @@ pub fn speaker_of(turns: &[Turn], start: u64, end: u64, reach: u64) -> Option<&s
             }
         }
     }
-    if let Some((s, _)) = talk.iter().max_by_key(|(_, n)| *n) {
+    // most speech wins; a tie goes to the first name in order, whatever the turns' order
+    if let Some((s, _)) = talk.iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0))) {
         return Some(s);
     }
     turns
@@ -271,5 +273,10 @@ mod tests {
         assert_eq!(speaker_of(&turns, 320, 350, 50), Some("B"));
         assert_eq!(speaker_of(&turns, 360, 390, 50), Some("A"));
         assert_eq!(speaker_of(&[], 0, 10, 100), None);
+        // equal talk: the first name wins whatever the order of the turns
+        let tied = [turn("B", 0, 50), turn("A", 50, 100)];
+        assert_eq!(speaker_of(&tied, 0, 100, 0), Some("A"));
+        let tied = [turn("A", 0, 50), turn("B", 50, 100)];
+        assert_eq!(speaker_of(&tied, 0, 100, 0), Some("A"));
     }
 }

@@ -7,6 +7,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use diarist_audio::{AudioWriter, Resampler};
+use diarist_core::rttm::Turn;
+use diarist_core::transcript::speaker_of;
 use diarist_engine::stream::TurnState;
 use diarist_engine::{Event, StreamOptions};
 use diarist_pii::{PiiConfig, Tagger};
@@ -175,7 +177,7 @@ impl Format {
 /// Speaker turns heard so far, for attributing transcripts.
 #[derive(Default)]
 struct Turns {
-    closed: Vec<(String, u64, u64)>,
+    closed: Vec<Turn>,
     open: HashMap<String, (u64, u64)>,
     /// First sample not final yet.
     frontier: u64,
@@ -193,7 +195,11 @@ impl Turns {
             } => {
                 if *status == TurnState::Ended {
                     self.open.remove(speaker);
-                    self.closed.push((speaker.clone(), *start, *end));
+                    self.closed.push(Turn {
+                        start: *start,
+                        end: *end,
+                        speaker: speaker.clone(),
+                    });
                 } else {
                     self.open.insert(speaker.clone(), (*start, *end));
                 }
@@ -206,21 +212,13 @@ impl Turns {
 
     /// The speaker who talks most in `[start, end)` samples.
     fn speaker(&self, start: u64, end: u64) -> Option<String> {
-        let mut talk: HashMap<&str, u64> = HashMap::new();
-        let spans = self
-            .closed
-            .iter()
-            .map(|(s, a, b)| (s.as_str(), *a, *b))
-            .chain(self.open.iter().map(|(s, (a, b))| (s.as_str(), *a, *b)));
-        for (s, a, b) in spans {
-            let overlap = b.min(end).saturating_sub(a.max(start));
-            if overlap > 0 {
-                *talk.entry(s).or_default() += overlap;
-            }
-        }
-        talk.into_iter()
-            .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))
-            .map(|(s, _)| s.to_string())
+        let open = self.open.iter().map(|(speaker, (start, end))| Turn {
+            start: *start,
+            end: *end,
+            speaker: speaker.clone(),
+        });
+        let all: Vec<Turn> = self.closed.iter().cloned().chain(open).collect();
+        speaker_of(&all, start, end, 0).map(str::to_string)
     }
 }
 

@@ -5,7 +5,6 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use anyhow::{Context, bail};
-use diarist_core::rttm;
 use diarist_core::transcript::{self, Segment};
 use diarist_engine::Config;
 use diarist_engine::batch::diarize_files;
@@ -13,7 +12,7 @@ use diarist_engine::offline::{Diarization, SAMPLE_RATE};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::diarize::{Format, label};
+use crate::diarize::{Format, label, to_rttm_turns};
 use crate::redact::{load_tagger, read_text};
 
 /// Segments tagged per model run.
@@ -105,15 +104,7 @@ pub fn run(
         .unwrap_or_else(|p| p.into_inner())
         .context("diarization produced no result")?
         .with_context(|| format!("diarizing {}", file.display()))?;
-    let turns: Vec<rttm::Turn> = d
-        .turns
-        .iter()
-        .map(|t| rttm::Turn {
-            start: t.start as u64,
-            end: t.end as u64,
-            speaker: label(t.speaker),
-        })
-        .collect();
+    let turns = to_rttm_turns(&d.turns);
     let mut tagger = if keep_pii {
         None
     } else {

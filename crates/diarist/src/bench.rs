@@ -8,13 +8,12 @@ use std::time::Instant;
 use anyhow::Context;
 use diarist_audio::AudioStream;
 use diarist_core::der::{self, DerBreakdown};
-use diarist_core::rttm;
 use diarist_engine::Config;
 use diarist_engine::batch::diarize_files;
 use diarist_engine::offline::{Diarization, Models, SAMPLE_RATE};
 use hdrhistogram::Histogram;
 
-use crate::diarize::{collect_inputs, file_id, label};
+use crate::diarize::{collect_inputs, file_id, to_rttm_turns};
 use crate::settings::{self, CommonArgs, OfflineArgs};
 
 /// Arguments of `diarist bench`.
@@ -54,7 +53,8 @@ pub struct BenchArgs {
     pub common: CommonArgs,
 }
 
-fn percentiles(h: &Histogram<u64>) -> String {
+/// p50, p95, p99 and max of a histogram of microseconds, in milliseconds.
+pub(crate) fn percentiles(h: &Histogram<u64>) -> String {
     let ms = |v: u64| v as f64 / 1000.0;
     format!(
         "p50 {:7.2} ms  p95 {:7.2} ms  p99 {:7.2} ms  max {:7.2} ms  (n={})",
@@ -258,15 +258,7 @@ fn pooled_der(
     let uems = crate::eval::read_uem_tree(r)?;
     let mut pooled = DerBreakdown::default();
     for (id, d) in results {
-        let hyp: Vec<rttm::Turn> = d
-            .turns
-            .iter()
-            .map(|t| rttm::Turn {
-                start: t.start as u64,
-                end: t.end as u64,
-                speaker: label(t.speaker),
-            })
-            .collect();
+        let hyp = to_rttm_turns(&d.turns);
         let reference = refs.get(id).map(Vec::as_slice).unwrap_or(&[]);
         let b = der::score(reference, &hyp, uems.get(id).map(Vec::as_slice), 0);
         if print {

@@ -10,6 +10,7 @@ use diarist_pii::{Entity, Label, Scores, Tagger};
 use hdrhistogram::Histogram;
 use serde::Deserialize;
 
+use crate::bench::percentiles;
 use crate::redact::load_tagger;
 
 /// One reference sentence: its text and personal-data spans (character offsets).
@@ -81,18 +82,6 @@ fn utterances(
         }
     }
     Ok(out)
-}
-
-fn percentiles(h: &Histogram<u64>) -> String {
-    let ms = |v: u64| v as f64 / 1000.0;
-    format!(
-        "p50 {:6.2} ms  p95 {:6.2} ms  p99 {:6.2} ms  max {:6.2} ms  (n={})",
-        ms(h.value_at_quantile(0.50)),
-        ms(h.value_at_quantile(0.95)),
-        ms(h.value_at_quantile(0.99)),
-        ms(h.max()),
-        h.len()
-    )
 }
 
 /// Runs the PII benchmark on the reference file `path`.

@@ -114,7 +114,8 @@ pub fn label(k: usize) -> String {
     format!("SPEAKER_{k:02}")
 }
 
-fn to_rttm_turns(turns: &[SpeakerTurn]) -> Vec<rttm::Turn> {
+/// Turns with their speakers' labels, in samples.
+pub fn to_rttm_turns(turns: &[SpeakerTurn]) -> Vec<rttm::Turn> {
     turns
         .iter()
         .map(|t| rttm::Turn {
