@@ -160,6 +160,39 @@ fn models_run_and_check_their_inputs() {
     assert!(cos > 0.95, "INT8 vs fp32 cosine {cos}");
 }
 
+/// 16-bit PCM samples of a WAV fixture, as floats.
+fn wav_samples(name: &str) -> Vec<f32> {
+    let bytes = std::fs::read(root().join("audio-fixtures").join(name)).unwrap();
+    let mut at = 12;
+    while &bytes[at..at + 4] != b"data" {
+        at += 8 + u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+    }
+    let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+    bytes[at + 8..at + 8 + len]
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0)
+        .collect()
+}
+
+/// A streaming window's backbone features must not depend on the windows it is batched with:
+/// these lengths gave different INT8 features alone and in a batch of two (by up to 0.67) before
+/// the fbank's mean over time was made batch-invariant (tools/onnx_edits.py).
+#[test]
+fn the_int8_backbone_gives_a_window_the_same_features_alone_or_in_a_batch() {
+    let rt = runtime();
+    let spec = ModelSpec::load(&root().join("models/campplus"), Some("int8")).unwrap();
+    let mut emb = EmbeddingModel::load(&rt, &spec, SessionOptions::default()).unwrap();
+    let audio = wav_samples("pyannote_sample.wav");
+    for len in [16_960, 19_840, 32_320, 47_360] {
+        let x = &audio[200_000..200_000 + len];
+        let y = &audio[100_000..100_000 + len];
+        let alone = emb.features(x).unwrap();
+        let batch: Vec<f32> = [y, x, y].concat();
+        let together = emb.features_batch(&batch, len).unwrap();
+        assert_eq!(together[1].data, alone.data, "{len} samples");
+    }
+}
+
 #[test]
 fn a_missing_runtime_library_is_an_error() {
     let err = Runtime::load(Path::new("/nonexistent/libonnxruntime.so")).unwrap_err();
