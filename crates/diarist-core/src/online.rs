@@ -277,24 +277,6 @@ impl OnlineDiarizer {
         let act = obs.activity;
         let k = act.speakers;
         let mut labels = vec![None; k];
-        let active: Vec<usize> = (0..k)
-            .map(|s| (0..valid).filter(|&f| act.is_active(f, s)).count())
-            .collect();
-        let clean: Vec<usize> = (0..k)
-            .map(|s| {
-                (0..valid)
-                    .filter(|&f| act.is_active(f, s) && act.count(f) == 1)
-                    .count()
-            })
-            .collect();
-        let candidates: Vec<usize> = (0..k)
-            .filter(|&s| active[s] >= self.p.min_active_frames.max(1))
-            .collect();
-        if candidates.is_empty() {
-            return Ok(labels);
-        }
-        // Weights on the backbone frames: where the speaker is alone, or where it is active when
-        // it is never alone.
         let fg = self.p.feature_grid;
         let g = self.p.grid;
         let frames = obs
@@ -305,15 +287,42 @@ impl OnlineDiarizer {
         if frames == 0 {
             return Ok(labels);
         }
-        let mut weights = vec![0f32; candidates.len() * frames];
-        for (i, &s) in candidates.iter().enumerate() {
+        // Only the frames the features reach count (a window whose backbone did not run has
+        // none for its newest stretch): speech there is judged by a later window.
+        let centre = |r: usize| (obs.features_offset + r * fg.step + fg.length / 2) as f64;
+        let valid = valid.min(g.nearest(centre(frames - 1)) + 1);
+        let active: Vec<usize> = (0..k)
+            .map(|s| (0..valid).filter(|&f| act.is_active(f, s)).count())
+            .collect();
+        let clean: Vec<usize> = (0..k)
+            .map(|s| {
+                (0..valid)
+                    .filter(|&f| act.is_active(f, s) && act.count(f) == 1)
+                    .count()
+            })
+            .collect();
+        let mut candidates: Vec<usize> = (0..k)
+            .filter(|&s| active[s] >= self.p.min_active_frames.max(1))
+            .collect();
+        // Weights on the backbone frames: where the speaker is alone, or where it is active when
+        // it is never alone.
+        let mut weights = Vec::with_capacity(candidates.len() * frames);
+        candidates.retain(|&s| {
             let alone = clean[s] > 0;
-            for r in 0..frames {
-                let f = g.nearest((obs.features_offset + r * fg.step + fg.length / 2) as f64);
-                if f < valid && act.is_active(f, s) && (!alone || act.count(f) == 1) {
-                    weights[i * frames + r] = 1.0;
-                }
+            let row = weights.len();
+            weights.extend((0..frames).map(|r| {
+                let f = g.nearest(centre(r));
+                let on = f < valid && act.is_active(f, s) && (!alone || act.count(f) == 1);
+                if on { 1.0 } else { 0.0 }
+            }));
+            let any = weights[row..].iter().any(|&w| w > 0.0);
+            if !any {
+                weights.truncate(row);
             }
+            any
+        });
+        if candidates.is_empty() {
+            return Ok(labels);
         }
         let embeddings = pool(obs.features, &weights, candidates.len())?;
         self.embeddings += candidates.len();
@@ -676,5 +685,44 @@ mod tests {
         assert!(d.finish(100).is_empty());
         assert_eq!(d.final_samples(), 100);
         assert!(d.tentative(100).is_empty());
+    }
+
+    /// A window whose features stop short (the backbone did not run for it) judges only the
+    /// speech they reach: a voice heard only past them neither opens a speaker nor is pooled
+    /// over frames without features.
+    #[test]
+    fn speech_past_the_features_waits_for_a_later_window() {
+        let mut d = OnlineDiarizer::new(params());
+        let who = [Some(0), Some(0), Some(0), Some(0), Some(1), Some(1)];
+        let (act, feats) = window(&who, &[[1.0, 0.0]; 6]);
+        let mut pooled = Vec::new();
+        let mut pool = |f: &[f32], w: &[f32], n: usize| {
+            pooled.push((f.len() / 2, n, w.to_vec()));
+            mean(f, w, n)
+        };
+        let obs = WindowObservation {
+            start: 0,
+            activity: &act,
+            valid_frames: 6,
+            features: &feats[..4 * 2],
+            features_offset: 0,
+        };
+        d.push_window(&obs, &mut pool).unwrap();
+        assert_eq!(
+            d.speaker_names().len(),
+            1,
+            "only the voice the features reach"
+        );
+        assert_eq!(pooled, [(4, 1, vec![1.0; 4])]);
+        // With no features at all nothing is judged.
+        let obs = WindowObservation {
+            start: 20,
+            activity: &act,
+            valid_frames: 6,
+            features: &[],
+            features_offset: 0,
+        };
+        d.push_window(&obs, &mut mean).unwrap();
+        assert_eq!(d.speaker_names().len(), 1);
     }
 }

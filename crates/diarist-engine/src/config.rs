@@ -104,10 +104,13 @@ pub struct StreamingConfig {
     pub hop_secs: f64,
     /// Delay after which a stretch of audio is final, seconds (between the hop and the window).
     pub latency_secs: f64,
-    /// The embedding backbone runs over the newest this many seconds of each window and keeps
-    /// the frames of the newest hop; the window's older frames come from earlier windows' runs.
+    /// The embedding backbone runs over the newest this many seconds of a window and keeps the
+    /// frames past the previous run; the window's older frames come from earlier windows' runs.
     /// `window_secs` runs it over every whole window.
     pub backbone_secs: f64,
+    /// The backbone runs for every this many windows (1: every window); the windows between
+    /// runs are embedded from the frames the last run reached.
+    pub backbone_every: usize,
     /// A local speaker joins the closest speaker below this cosine distance.
     pub match_threshold: f32,
     /// Clean speech an unmatched local speaker needs to open a new speaker, seconds.
@@ -224,6 +227,11 @@ impl Config {
             && s.backbone_secs <= s.window_secs)
         {
             return bad("backbone_secs must be between hop_secs and window_secs");
+        }
+        if s.backbone_every == 0 || s.backbone_every as f64 * s.hop_secs > s.window_secs {
+            return bad(
+                "backbone_every must be at least 1, and backbone_every hops at most a window",
+            );
         }
         if !(s.match_threshold.is_finite() && (0.0..=2.0).contains(&s.match_threshold)) {
             return bad("match_threshold must be a cosine distance in [0, 2]");

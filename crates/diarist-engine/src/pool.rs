@@ -367,6 +367,14 @@ fn work(
                 let group: Vec<usize> = (0..windows.len())
                     .filter(|&i| windows[i].2.len() == len)
                     .collect();
+                if len == 0 {
+                    // Windows between backbone runs.
+                    for &i in &group {
+                        stats.record_duration(Stage::Segmentation, seg);
+                        features[i] = Some(Ok(Vec::new()));
+                    }
+                    continue;
+                }
                 audio.clear();
                 for &i in &group {
                     audio.extend_from_slice(&windows[i].1[windows[i].2.clone()]);

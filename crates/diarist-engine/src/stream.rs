@@ -143,12 +143,12 @@ pub enum Event {
     Summary(Summary),
 }
 
-/// Length of the backbone run of a window that follows the previous one by `hop`: at least the
-/// hop plus one feature frame, on the stream's feature grid so the frames of one run line up
-/// with those of the runs before it; 0 (the whole window) when that is no shorter than it.
-fn backbone_run(info: &ModelInfo, requested: usize, hop: usize, window: usize) -> usize {
+/// Length of the backbone run of a window whose previous run was `stride` samples earlier: at
+/// least the stride plus one feature frame, on the stream's feature grid so the frames of one run
+/// line up with those of the runs before it; 0 (the whole window) when that is no shorter than it.
+fn backbone_run(info: &ModelInfo, requested: usize, stride: usize, window: usize) -> usize {
     let fstep = info.features.step.max(1);
-    let least = (hop + info.features.length).div_ceil(fstep) * fstep;
+    let least = (stride + info.features.length).div_ceil(fstep) * fstep;
     let backbone = (requested / fstep * fstep).max(least);
     if backbone + fstep <= window {
         backbone
@@ -167,6 +167,8 @@ struct StreamPlan {
     backbone: usize,
     /// The configured backbone length the run length is derived from.
     backbone_request: usize,
+    /// Windows per backbone run.
+    backbone_every: usize,
     buffer: usize,
     /// The configured buffer bound (at least a window and a hop are buffered).
     buffer_request: usize,
@@ -210,7 +212,8 @@ impl Engine {
         let window_frames = info.frames.frames(window);
         let frames_of = |v: f64| (secs(v) as f64 / step as f64).round() as usize;
         let backbone_request = secs(s.backbone_secs);
-        let backbone = backbone_run(&info, backbone_request, hop, window);
+        let backbone_every = s.backbone_every.max(1);
+        let backbone = backbone_run(&info, backbone_request, hop * backbone_every, window);
         let params = OnlineParams {
             grid,
             feature_grid: FrameGrid {
@@ -233,6 +236,7 @@ impl Engine {
                 hop,
                 backbone,
                 backbone_request,
+                backbone_every,
                 buffer: secs(s.buffer_secs).max(window + hop),
                 buffer_request: secs(s.buffer_secs),
                 max_in_flight: s.max_in_flight.max(1),
@@ -281,7 +285,12 @@ impl Engine {
             }
             plan.hop = ((samples / step as f64).round() as usize).max(1) * step;
             plan.params.hop_frames = plan.hop / step;
-            plan.backbone = backbone_run(&plan.info, plan.backbone_request, plan.hop, plan.window);
+            // A hop too long for `backbone_every` windows to fit in one runs the backbone always.
+            if plan.hop * plan.backbone_every > plan.window {
+                plan.backbone_every = 1;
+            }
+            let stride = plan.hop * plan.backbone_every;
+            plan.backbone = backbone_run(&plan.info, plan.backbone_request, stride, plan.window);
             plan.buffer = plan.buffer_request.max(plan.window + plan.hop);
             if options.latency_secs.is_none() {
                 // the configured latency, but never shorter than the hop
@@ -389,11 +398,14 @@ struct FeatureCache {
 impl FeatureCache {
     /// Takes in the run that started at stream sample `at` (on the grid) for the window starting
     /// at `start`: a run over the whole window replaces what is held, a short run adds the frames
-    /// past the held ones. Keeps the frames inside the window only.
+    /// past the held ones, an empty one (the backbone did not run) adds nothing. Keeps the frames
+    /// inside the window only.
     fn update(&mut self, start: usize, at: usize, whole: bool, run: Vec<f32>) {
         let run_first = at / self.step;
         let end = self.first + self.data.len() / self.dim.max(1);
-        if whole || self.data.is_empty() || end < run_first {
+        if run.is_empty() && !whole {
+            // No run this window: the frames held go on serving it.
+        } else if whole || self.data.is_empty() || end < run_first {
             self.first = run_first;
             self.data = run;
         } else {
@@ -447,8 +459,9 @@ impl Driver {
             dim,
             step: plan.info.features.step.max(1),
         };
-        // Start of the last window handed to the models: the next one may run a short backbone.
-        let mut last_submitted: Option<u64> = None;
+        // Starts of the last window handed to the models and of the last one whose backbone ran:
+        // a window that follows them runs a short backbone, or none.
+        let (mut last_submitted, mut last_run): (Option<u64>, Option<u64>) = (None, None);
         let client = self.client.clone();
         let mut embed =
             |f: &[f32], w: &[f32], n: usize| client.embed(f.to_vec(), dim, w.to_vec(), n);
@@ -467,12 +480,16 @@ impl Driver {
                     let follows = start
                         .checked_sub(plan.hop as u64)
                         .is_some_and(|p| last_submitted == Some(p));
-                    let run = self.backbone_run(start, follows);
+                    let (run, whole) =
+                        self.backbone_run(start, if follows { last_run } else { None });
                     let outcome = if lost_window {
-                        last_submitted = None;
+                        (last_submitted, last_run) = (None, None);
                         Outcome::Lost
                     } else {
                         last_submitted = Some(start);
+                        if !run.is_empty() {
+                            last_run = Some(start);
+                        }
                         self.submit(next_seq, &window_audio, run.clone(), &reply_tx)?
                     };
                     in_flight.insert(
@@ -481,7 +498,7 @@ impl Driver {
                             start,
                             valid_samples: plan.window,
                             backbone_at: start as usize + run.start,
-                            whole: !follows || plan.backbone == 0,
+                            whole,
                             outcome,
                         },
                     );
@@ -526,7 +543,18 @@ impl Driver {
             // At the end, the windows that cover the last partial stretch.
             if closed && pending_silence == 0 && !tail_sent && windower.missing() > 0 {
                 while let Some((start, real)) = windower.next_partial(&mut window_audio) {
-                    let run = self.backbone_run(start, false);
+                    // The backbone sees the real audio only: zero padding would shift its
+                    // per-run feature normalisation. A stretch too short for a useful run keeps
+                    // the frames of the runs before it.
+                    let (mut run, mut whole) = self.backbone_run(start, None);
+                    let step = plan.info.features.step.max(1);
+                    let real_end =
+                        ((start as usize + real) / step * step).saturating_sub(start as usize);
+                    run.end = run.end.min(real_end);
+                    if run.end < run.start + SAMPLE_RATE as usize {
+                        run.end = run.end.max(run.start);
+                        (run, whole) = (run.end..run.end, false);
+                    }
                     let at = start as usize + run.start;
                     let outcome = self.submit(next_seq, &window_audio, run, &reply_tx)?;
                     in_flight.insert(
@@ -535,7 +563,7 @@ impl Driver {
                             start,
                             valid_samples: real,
                             backbone_at: at,
-                            whole: true,
+                            whole,
                             outcome,
                         },
                     );
@@ -682,18 +710,21 @@ impl Driver {
     }
 
     /// The samples of the window starting at `start` the backbone runs over, on the stream's
-    /// feature grid: the newest `backbone` samples when the previous window (a hop earlier) ran
-    /// too, else all of the window the grid allows.
-    fn backbone_run(&self, start: u64, follows: bool) -> Range<usize> {
-        let step = self.plan.info.features.step.max(1);
-        let start = start as usize;
-        let end = (start + self.plan.window) / step * step;
-        let from = if follows && self.plan.backbone > 0 {
-            end - self.plan.backbone
-        } else {
-            start.div_ceil(step) * step
-        };
-        from - start..end - start
+    /// feature grid, and whether they are all of it: none while the window that ran it last
+    /// (`last_run`, in an unbroken chain of windows a hop apart) is fewer than `backbone_every`
+    /// hops back, then the newest `backbone` samples; all of the window the grid allows when
+    /// there is no such chain.
+    fn backbone_run(&self, start: u64, last_run: Option<u64>) -> (Range<usize>, bool) {
+        let plan = &self.plan;
+        let step = plan.info.features.step.max(1);
+        let s = start as usize;
+        let end = (s + plan.window) / step * step;
+        let every = (plan.backbone_every * plan.hop) as u64;
+        match last_run.and_then(|r| start.checked_sub(r)) {
+            Some(d) if plan.backbone > 0 && d < every => (end - s..end - s, false),
+            Some(d) if plan.backbone > 0 && d == every => (end - plan.backbone - s..end - s, false),
+            _ => (s.div_ceil(step) * step - s..end - s, true),
+        }
     }
 
     /// Names new speakers and announces them.
@@ -793,6 +824,40 @@ mod tests {
             assert_eq!(cache.data, expected, "window {w}");
             assert_eq!(cache.offset(start), first * step - start);
             assert!(cache.offset(start) < step);
+        }
+    }
+
+    #[test]
+    fn windows_between_runs_keep_the_frames_the_last_run_reached() {
+        let (step, length, window, hop, backbone) = (320, 400, 48_000, 8_100, 32_000);
+        let mut cache = FeatureCache {
+            first: 0,
+            data: Vec::new(),
+            dim: 1,
+            step,
+        };
+        let mut reached = 0;
+        for w in 0..40 {
+            let start = w * hop;
+            let end = (start + window) / step * step;
+            // The backbone runs for every other window; the first runs over all of itself.
+            let (at, stop) = match w {
+                0 => (0, end),
+                _ if w % 2 == 0 => (end - backbone, end),
+                _ => (end, end),
+            };
+            let frames = if stop > at {
+                run(at, stop, step, length)
+            } else {
+                Vec::new()
+            };
+            cache.update(start, at, w == 0, frames);
+            if stop > at {
+                reached = (stop - length) / step + 1;
+            }
+            let first = start.div_ceil(step);
+            let expected: Vec<f32> = (first..reached).map(|k| k as f32).collect();
+            assert_eq!(cache.data, expected, "window {w}");
         }
     }
 }
