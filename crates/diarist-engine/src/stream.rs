@@ -157,24 +157,52 @@ fn backbone_run(info: &ModelInfo, requested: usize, stride: usize, window: usize
     }
 }
 
-/// Settings of every stream, resolved against the models.
+/// Settings of every stream, resolved against the models; everything that follows from the hop
+/// is derived from it by the methods below, so a stream's own hop needs only [`Self::set_hop`].
 #[derive(Debug, Clone)]
 struct StreamPlan {
     window: usize,
+    /// On the segmentation frame grid.
     hop: usize,
-    /// Length of the backbone run of a window that follows the previous one by a hop (0: every
-    /// window runs it over all of itself).
+    /// The configured backbone run length, samples.
     backbone: usize,
-    /// The configured backbone length the run length is derived from.
-    backbone_request: usize,
-    /// Windows per backbone run.
+    /// The configured number of windows per backbone run.
     backbone_every: usize,
+    /// The configured bound on buffered audio, samples.
     buffer: usize,
-    /// The configured buffer bound (at least a window and a hop are buffered).
-    buffer_request: usize,
     max_in_flight: usize,
     params: OnlineParams,
     info: ModelInfo,
+}
+
+impl StreamPlan {
+    /// Sets the hop to `samples` rounded to the segmentation frame grid.
+    fn set_hop(&mut self, samples: f64) {
+        let step = self.params.grid.step.max(1);
+        self.hop = ((samples / step as f64).round() as usize).max(1) * step;
+        self.params.hop_frames = self.hop / step;
+    }
+
+    /// Audio buffered per stream: the configured bound, but at least a window and a hop.
+    fn buffer_samples(&self) -> usize {
+        self.buffer.max(self.window + self.hop)
+    }
+
+    /// Samples between backbone runs (`backbone_every` hops, or one hop when that many do not
+    /// fit in a window), and the length of a run that follows another (0: every window runs
+    /// the backbone over all of itself).
+    fn backbone_stride(&self) -> (usize, usize) {
+        let every = if self.hop * self.backbone_every <= self.window {
+            self.backbone_every
+        } else {
+            1
+        };
+        let stride = self.hop * every;
+        (
+            stride,
+            backbone_run(&self.info, self.backbone, stride, self.window),
+        )
+    }
 }
 
 /// The streaming engine: one shared inference pool serving any number of streams.
@@ -204,16 +232,12 @@ impl Engine {
         let pool = InferencePool::start(config, workers, window)?;
         let info = pool.info().clone();
         let step = info.frames.step.max(1);
-        let hop = ((secs(s.hop_secs) as f64 / step as f64).round() as usize).max(1) * step;
         let grid = FrameGrid {
             step,
             length: info.frames.length,
         };
         let window_frames = info.frames.frames(window);
         let frames_of = |v: f64| (secs(v) as f64 / step as f64).round() as usize;
-        let backbone_request = secs(s.backbone_secs);
-        let backbone_every = s.backbone_every.max(1);
-        let backbone = backbone_run(&info, backbone_request, hop * backbone_every, window);
         let params = OnlineParams {
             grid,
             feature_grid: FrameGrid {
@@ -222,7 +246,7 @@ impl Engine {
             },
             feature_dim: info.feature_dim,
             window_frames,
-            hop_frames: hop / step,
+            hop_frames: 0,
             tentative_frames: frames_of(s.latency_secs),
             match_threshold: s.match_threshold,
             new_speaker_frames: frames_of(s.new_speaker_secs),
@@ -230,21 +254,18 @@ impl Engine {
             min_active_frames: frames_of(s.min_speech_secs).max(1),
             max_speakers: (s.max_speakers > 0).then_some(s.max_speakers),
         };
-        Ok(Self {
-            plan: StreamPlan {
-                window,
-                hop,
-                backbone,
-                backbone_request,
-                backbone_every,
-                buffer: secs(s.buffer_secs).max(window + hop),
-                buffer_request: secs(s.buffer_secs),
-                max_in_flight: s.max_in_flight.max(1),
-                params,
-                info,
-            },
-            pool,
-        })
+        let mut plan = StreamPlan {
+            window,
+            hop: 0,
+            backbone: secs(s.backbone_secs),
+            backbone_every: s.backbone_every.max(1),
+            buffer: secs(s.buffer_secs),
+            max_in_flight: s.max_in_flight.max(1),
+            params,
+            info,
+        };
+        plan.set_hop(s.hop_secs * SAMPLE_RATE as f64);
+        Ok(Self { plan, pool })
     }
 
     /// Latency histograms of every stage, over all streams.
@@ -264,15 +285,11 @@ impl Engine {
                 )));
             }
         }
-        let (writer, reader) = audio_ring(self.plan.buffer);
-        let (tx, rx) = mpsc::channel();
-        let cancelled = Arc::new(AtomicBool::new(false));
         let mut plan = self.plan.clone();
         if let Some(m) = options.max_speakers {
             plan.params.max_speakers = (m > 0).then_some(m);
         }
         if let Some(h) = options.hop_secs {
-            let step = plan.params.grid.step;
             let samples = h * SAMPLE_RATE as f64;
             if !(samples.is_finite()
                 && samples >= 0.1 * SAMPLE_RATE as f64
@@ -283,18 +300,10 @@ impl Engine {
                     plan.window as f64 / SAMPLE_RATE as f64
                 )));
             }
-            plan.hop = ((samples / step as f64).round() as usize).max(1) * step;
-            plan.params.hop_frames = plan.hop / step;
-            // A hop too long for `backbone_every` windows to fit in one runs the backbone always.
-            if plan.hop * plan.backbone_every > plan.window {
-                plan.backbone_every = 1;
-            }
-            let stride = plan.hop * plan.backbone_every;
-            plan.backbone = backbone_run(&plan.info, plan.backbone_request, stride, plan.window);
-            plan.buffer = plan.buffer_request.max(plan.window + plan.hop);
+            plan.set_hop(samples);
             if options.latency_secs.is_none() {
                 // the configured latency, but never shorter than the hop
-                let least = plan.hop / step;
+                let least = plan.params.hop_frames;
                 plan.params.tentative_frames = plan.params.tentative_frames.max(least);
             }
         }
@@ -311,6 +320,9 @@ impl Engine {
             plan.params.tentative_frames =
                 (samples / plan.params.grid.step as f64).round() as usize;
         }
+        let (writer, reader) = audio_ring(plan.buffer_samples());
+        let (tx, rx) = mpsc::channel();
+        let cancelled = Arc::new(AtomicBool::new(false));
         let driver = Driver {
             plan,
             client: self.pool.client(),
@@ -480,8 +492,8 @@ impl Driver {
                     let follows = start
                         .checked_sub(plan.hop as u64)
                         .is_some_and(|p| last_submitted == Some(p));
-                    let (run, whole) =
-                        self.backbone_run(start, if follows { last_run } else { None });
+                    let chain = if follows { last_run } else { None };
+                    let (run, whole) = self.backbone_run(start, chain, plan.window);
                     let outcome = if lost_window {
                         (last_submitted, last_run) = (None, None);
                         Outcome::Lost
@@ -543,18 +555,7 @@ impl Driver {
             // At the end, the windows that cover the last partial stretch.
             if closed && pending_silence == 0 && !tail_sent && windower.missing() > 0 {
                 while let Some((start, real)) = windower.next_partial(&mut window_audio) {
-                    // The backbone sees the real audio only: zero padding would shift its
-                    // per-run feature normalisation. A stretch too short for a useful run keeps
-                    // the frames of the runs before it.
-                    let (mut run, mut whole) = self.backbone_run(start, None);
-                    let step = plan.info.features.step.max(1);
-                    let real_end =
-                        ((start as usize + real) / step * step).saturating_sub(start as usize);
-                    run.end = run.end.min(real_end);
-                    if run.end < run.start + SAMPLE_RATE as usize {
-                        run.end = run.end.max(run.start);
-                        (run, whole) = (run.end..run.end, false);
-                    }
+                    let (run, whole) = self.backbone_run(start, None, real);
                     let at = start as usize + run.start;
                     let outcome = self.submit(next_seq, &window_audio, run, &reply_tx)?;
                     in_flight.insert(
@@ -709,21 +710,27 @@ impl Driver {
         Ok(Outcome::Pending)
     }
 
-    /// The samples of the window starting at `start` the backbone runs over, on the stream's
-    /// feature grid, and whether they are all of it: none while the window that ran it last
-    /// (`last_run`, in an unbroken chain of windows a hop apart) is fewer than `backbone_every`
-    /// hops back, then the newest `backbone` samples; all of the window the grid allows when
-    /// there is no such chain.
-    fn backbone_run(&self, start: u64, last_run: Option<u64>) -> (Range<usize>, bool) {
+    /// The samples of the window starting at `start`, holding `real` samples of audio, that
+    /// the backbone runs over, on the stream's feature grid, and whether they are all of it:
+    /// none while the window that ran it last (`last_run`, in an unbroken chain of windows a hop
+    /// apart) is less than a stride back, then the newest run length; with no such chain, all of
+    /// the real audio the grid allows (zero padding would shift the run's feature
+    /// normalisation), or none when that is under a second (the frames of earlier runs serve).
+    fn backbone_run(&self, start: u64, last_run: Option<u64>, real: usize) -> (Range<usize>, bool) {
         let plan = &self.plan;
         let step = plan.info.features.step.max(1);
         let s = start as usize;
-        let end = (s + plan.window) / step * step;
-        let every = (plan.backbone_every * plan.hop) as u64;
+        let (stride, run) = plan.backbone_stride();
+        let end = (s + real.min(plan.window)) / step * step;
+        let from = s.div_ceil(step) * step;
         match last_run.and_then(|r| start.checked_sub(r)) {
-            Some(d) if plan.backbone > 0 && d < every => (end - s..end - s, false),
-            Some(d) if plan.backbone > 0 && d == every => (end - plan.backbone - s..end - s, false),
-            _ => (s.div_ceil(step) * step - s..end - s, true),
+            Some(d) if run > 0 && d < stride as u64 => (end - s..end - s, false),
+            Some(d) if run > 0 && d == stride as u64 => (end - run - s..end - s, false),
+            _ if real < plan.window && end < from + SAMPLE_RATE as usize => {
+                let at = end.max(from) - s;
+                (at..at, false)
+            }
+            _ => (from - s..end - s, true),
         }
     }
 
