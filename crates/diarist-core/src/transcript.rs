@@ -126,9 +126,14 @@ fn strip_tags(line: &str) -> String {
 /// The speaker who talks most within `[start, end)` samples (on a tie, the first name in order);
 /// when nobody does, the speaker of
 /// the nearest turn no more than `reach` samples away. `None` when there is none.
-pub fn speaker_of(turns: &[Turn], start: u64, end: u64, reach: u64) -> Option<&str> {
+pub fn speaker_of<'a, I>(turns: I, start: u64, end: u64, reach: u64) -> Option<&'a str>
+where
+    I: IntoIterator<Item = &'a Turn>,
+    I::IntoIter: Clone,
+{
+    let turns = turns.into_iter();
     let mut talk: Vec<(&str, u64)> = Vec::new();
-    for t in turns {
+    for t in turns.clone() {
         let overlap = t.end.min(end).saturating_sub(t.start.max(start));
         if overlap > 0 {
             match talk.iter_mut().find(|(s, _)| *s == t.speaker) {
@@ -142,7 +147,6 @@ pub fn speaker_of(turns: &[Turn], start: u64, end: u64, reach: u64) -> Option<&s
         return Some(s);
     }
     turns
-        .iter()
         .map(|t| {
             let gap = if t.end <= start {
                 start - t.end
@@ -272,7 +276,7 @@ mod tests {
         assert_eq!(speaker_of(&turns, 320, 350, 10), None);
         assert_eq!(speaker_of(&turns, 320, 350, 50), Some("B"));
         assert_eq!(speaker_of(&turns, 360, 390, 50), Some("A"));
-        assert_eq!(speaker_of(&[], 0, 10, 100), None);
+        assert_eq!(speaker_of(&[] as &[Turn], 0, 10, 100), None);
         // equal talk: the first name wins whatever the order of the turns
         let tied = [turn("B", 0, 50), turn("A", 50, 100)];
         assert_eq!(speaker_of(&tied, 0, 100, 0), Some("A"));

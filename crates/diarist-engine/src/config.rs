@@ -21,6 +21,16 @@ pub struct RuntimeConfig {
     pub workers: usize,
 }
 
+impl RuntimeConfig {
+    /// The options every model session of this configuration is opened with.
+    pub fn session_options(&self) -> diarist_models::SessionOptions {
+        diarist_models::SessionOptions {
+            intra_threads: self.intra_threads,
+            provider: self.provider,
+        }
+    }
+}
+
 /// Which models to load.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

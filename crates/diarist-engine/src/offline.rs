@@ -17,7 +17,7 @@ use std::path::Path;
 
 use diarist_audio::AudioStream;
 use diarist_models::{
-    Activation, EmbeddingModel, ModelSpec, OutputKind, Runtime, SegmentationModel, SessionOptions,
+    Activation, EmbeddingModel, ModelSpec, OutputKind, Runtime, SegmentationModel,
 };
 
 use crate::config::OfflineConfig;
@@ -38,10 +38,7 @@ impl Models {
     /// Loads the models a configuration names, on the ONNX Runtime it names.
     pub fn load(config: &Config) -> Result<Self, EngineError> {
         let runtime = Runtime::load(&config.runtime.onnxruntime)?;
-        let opts = SessionOptions {
-            intra_threads: config.runtime.intra_threads,
-            provider: config.runtime.provider,
-        };
+        let opts = config.runtime.session_options();
         let variant = |v: &str| {
             if v == "fp32" {
                 None

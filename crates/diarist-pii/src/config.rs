@@ -22,7 +22,7 @@ pub enum RedactStyle {
 pub struct PiiConfig {
     /// Directory holding the tagger's manifest.toml.
     pub model: PathBuf,
-    /// "fp32" (the manifest's main file) or a variant it lists, such as "int8".
+    /// A variant the manifest lists, such as "int8" or "fp32"; empty: its default variant.
     pub variant: String,
     /// Entities whose confidence (after validators) is below this are not reported.
     pub min_score: f32,

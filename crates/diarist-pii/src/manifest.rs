@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::{Label, PiiError};
 
 /// `[model]`: what the model is and where it came from.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
     /// Model name.
@@ -33,7 +33,7 @@ pub struct ModelSection {
 }
 
 /// `[input]`: graph input names.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputSection {
     /// Token ids `[batch, tokens]` int64.
@@ -45,7 +45,7 @@ pub struct InputSection {
 }
 
 /// `[output]`: the logits and what their classes mean.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputSection {
     /// Logits `[batch, tokens, labels]` float32.
@@ -57,7 +57,7 @@ pub struct OutputSection {
 }
 
 /// `[tokenizer]`: the Hugging Face tokenizer.json the model was trained with.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenizerSection {
     /// File, relative to the manifest.
@@ -67,7 +67,7 @@ pub struct TokenizerSection {
 }
 
 /// One ONNX file of the model (full precision, quantised, ...).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Variant {
     /// ONNX file, relative to the manifest.
@@ -77,7 +77,7 @@ pub struct Variant {
 }
 
 /// A parsed and checked PII model manifest.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PiiManifest {
     /// What the model is.
@@ -140,13 +140,18 @@ impl PiiManifest {
         Ok(manifest)
     }
 
-    /// The ONNX file and its sha256 for `variant` (empty: the default variant).
-    pub fn file(&self, dir: &Path, variant: &str) -> Result<(PathBuf, String), PiiError> {
-        let variant = if variant.is_empty() {
-            self.model.default_variant.as_str()
+    /// The variant `variant` names: itself, or the default variant when it is empty.
+    pub fn variant_name<'a>(&'a self, variant: &'a str) -> &'a str {
+        if variant.is_empty() {
+            &self.model.default_variant
         } else {
             variant
-        };
+        }
+    }
+
+    /// The ONNX file and its sha256 for `variant` (empty: the default variant).
+    pub fn file(&self, dir: &Path, variant: &str) -> Result<(PathBuf, String), PiiError> {
+        let variant = self.variant_name(variant);
         match self.variants.get(variant) {
             Some(v) => Ok((dir.join(&v.file), v.sha256.clone())),
             None => Err(PiiError::Manifest {

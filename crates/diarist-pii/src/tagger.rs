@@ -128,11 +128,7 @@ impl Tagger {
             return Err(bad("the tokenizer lacks [CLS], [SEP] or [PAD]".into()));
         };
         let tags = manifest.tags().map_err(bad)?;
-        let variant = if variant.is_empty() {
-            manifest.model.default_variant.clone()
-        } else {
-            variant.to_string()
-        };
+        let variant = manifest.variant_name(variant).to_string();
         Ok(Self {
             session,
             tokenizer,

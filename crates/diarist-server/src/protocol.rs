@@ -179,7 +179,8 @@ pub enum ServerMessage {
         start: f64,
         /// End, seconds.
         end: f64,
-        /// Speaker who spoke most in it (`None`: nobody did).
+        /// Speaker who spoke most in it, else the speaker of a turn that ends where it starts or
+        /// starts where it ends (`None`: neither).
         speaker: Option<String>,
         /// The text, redacted when `redacted`.
         text: String,

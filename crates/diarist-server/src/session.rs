@@ -178,7 +178,8 @@ impl Format {
 #[derive(Default)]
 struct Turns {
     closed: Vec<Turn>,
-    open: HashMap<String, (u64, u64)>,
+    /// Turns still going on, by speaker.
+    open: HashMap<String, Turn>,
     /// First sample not final yet.
     frontier: u64,
 }
@@ -201,7 +202,12 @@ impl Turns {
                         speaker: speaker.clone(),
                     });
                 } else {
-                    self.open.insert(speaker.clone(), (*start, *end));
+                    let turn = Turn {
+                        start: *start,
+                        end: *end,
+                        speaker: speaker.clone(),
+                    };
+                    self.open.insert(speaker.clone(), turn);
                 }
                 self.frontier = self.frontier.max(*end);
             }
@@ -212,13 +218,8 @@ impl Turns {
 
     /// The speaker who talks most in `[start, end)` samples.
     fn speaker(&self, start: u64, end: u64) -> Option<String> {
-        let open = self.open.iter().map(|(speaker, (start, end))| Turn {
-            start: *start,
-            end: *end,
-            speaker: speaker.clone(),
-        });
-        let all: Vec<Turn> = self.closed.iter().cloned().chain(open).collect();
-        speaker_of(&all, start, end, 0).map(str::to_string)
+        let turns = self.closed.iter().chain(self.open.values());
+        speaker_of(turns, start, end, 0).map(str::to_string)
     }
 }
 

@@ -2,13 +2,12 @@
 //! segment to the diarized speakers, with personal data redacted.
 
 use std::path::Path;
-use std::sync::Mutex;
 
 use anyhow::{Context, bail};
+use diarist_core::rttm::secs_to_samples;
 use diarist_core::transcript::{self, Segment};
 use diarist_engine::Config;
-use diarist_engine::batch::diarize_files;
-use diarist_engine::offline::{Diarization, SAMPLE_RATE};
+use diarist_engine::offline::{Models, SAMPLE_RATE, diarize_file};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -95,14 +94,8 @@ pub fn run(
     if format == Format::Rttm {
         bail!("an attributed transcript is written as json, srt, vtt or text, not rttm");
     }
-    let result: Mutex<Option<anyhow::Result<Diarization>>> = Mutex::new(None);
-    diarize_files(config, &[file.to_path_buf()], 1, |_, r| {
-        *result.lock().unwrap_or_else(|p| p.into_inner()) = Some(r.map_err(anyhow::Error::from));
-    });
-    let d = result
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner())
-        .context("diarization produced no result")?
+    let d = Models::load(config)
+        .and_then(|mut models| diarize_file(&mut models, &config.offline, file))
         .with_context(|| format!("diarizing {}", file.display()))?;
     let turns = to_rttm_turns(&d.turns);
     let mut tagger = if keep_pii {
@@ -118,8 +111,8 @@ pub fn run(
             None => vec![Vec::new(); chunk.len()],
         };
         for (s, entities) in chunk.iter().zip(found) {
-            let start = (s.start * SAMPLE_RATE as f64).round() as u64;
-            let end = ((s.end * SAMPLE_RATE as f64).round() as u64).max(start + 1);
+            let start = secs_to_samples(s.start);
+            let end = secs_to_samples(s.end).max(start + 1);
             let speaker = transcript::speaker_of(&turns, start, end, REACH).map(str::to_string);
             let text = diarist_pii::redact(&s.text, &entities, &config.pii);
             labels_found.push(

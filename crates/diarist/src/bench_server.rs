@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use diarist_engine::offline::SAMPLE_RATE;
 use diarist_engine::{Config, Engine, Event};
 use diarist_server::client::{ClientOptions, stream_samples};
 use diarist_server::protocol::{ServerMessage, StartOptions};
@@ -70,7 +71,7 @@ async fn run_level(
             let begun = Instant::now();
             stream_samples(samples, &opts, |m| {
                 if let ServerMessage::Stream(Event::Turn { end, .. }) = m {
-                    let due = begun + Duration::from_secs_f64(*end as f64 / 16_000.0);
+                    let due = begun + Duration::from_secs_f64(*end as f64 / SAMPLE_RATE as f64);
                     let ms = Instant::now().saturating_duration_since(due).as_millis() as u64;
                     let _ = latency
                         .lock()
@@ -121,7 +122,7 @@ pub fn run(
     duration: f64,
     hop: Option<f64>,
 ) -> anyhow::Result<()> {
-    let limit = (duration * 16_000.0) as usize;
+    let limit = (duration * SAMPLE_RATE as f64) as usize;
     let audio: Vec<Arc<Vec<f32>>> = files
         .iter()
         .map(|f| {
@@ -174,7 +175,7 @@ pub fn run(
             println!(
                 "| {} | {:.0} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {} |",
                 l.clients,
-                l.received as f64 / 16_000.0,
+                l.received as f64 / SAMPLE_RATE as f64,
                 l.failed,
                 l.lost,
                 l.unprocessed,

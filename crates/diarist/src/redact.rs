@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use diarist_engine::Config;
-use diarist_models::{Runtime, SessionOptions};
+use diarist_models::Runtime;
 use diarist_pii::{Entity, Tagger, TaggerOptions, redact};
 use serde_json::{Map, Value, json};
 
@@ -69,10 +69,7 @@ impl PiiArgs {
 /// Loads the tagger the configuration names.
 pub fn load_tagger(config: &Config) -> anyhow::Result<Tagger> {
     let runtime = Runtime::load(&config.runtime.onnxruntime)?;
-    let session = SessionOptions {
-        intra_threads: config.runtime.intra_threads,
-        provider: config.runtime.provider,
-    };
+    let session = config.runtime.session_options();
     Tagger::load(
         &runtime,
         &config.pii.model,
