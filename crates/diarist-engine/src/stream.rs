@@ -8,9 +8,9 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -48,6 +48,10 @@ pub struct StreamOptions {
     /// Step between windows, seconds (`None`: the configuration's). A longer hop costs less
     /// compute per stream and gives coarser, less accurate turns.
     pub hop_secs: Option<f64>,
+    /// Which window of every `backbone_every` runs the embedding backbone, counted from the
+    /// stream's first window (taken modulo `backbone_every`). `None`: the phase fewest open
+    /// streams use, so that streams which start together do not run their backbones together.
+    pub backbone_phase: Option<usize>,
 }
 
 /// What a turn event says happened.
@@ -146,7 +150,7 @@ pub enum Event {
 /// Length of the backbone run of a window whose previous run was `stride` samples earlier: at
 /// least the stride plus one feature frame, on the stream's feature grid so the frames of one run
 /// line up with those of the runs before it; 0 (the whole window) when that is no shorter than it.
-fn backbone_run(info: &ModelInfo, requested: usize, stride: usize, window: usize) -> usize {
+fn short_run_length(info: &ModelInfo, requested: usize, stride: usize, window: usize) -> usize {
     let fstep = info.features.step.max(1);
     let least = (stride + info.features.length).div_ceil(fstep) * fstep;
     let backbone = (requested / fstep * fstep).max(least);
@@ -168,6 +172,9 @@ struct StreamPlan {
     backbone: usize,
     /// The configured number of windows per backbone run.
     backbone_every: usize,
+    /// Windows whose index (from the stream's first) is this modulo the effective number of
+    /// windows per run run the backbone.
+    backbone_phase: usize,
     /// The configured bound on buffered audio, samples.
     buffer: usize,
     max_in_flight: usize,
@@ -188,20 +195,49 @@ impl StreamPlan {
         self.buffer.max(self.window + self.hop)
     }
 
-    /// Samples between backbone runs (`backbone_every` hops, or one hop when that many do not
-    /// fit in a window), and the length of a run that follows another (0: every window runs
-    /// the backbone over all of itself).
-    fn backbone_stride(&self) -> (usize, usize) {
-        let every = if self.hop * self.backbone_every <= self.window {
+    /// Windows per backbone run: `backbone_every`, or 1 when that many hops do not fit in a
+    /// window.
+    fn windows_per_run(&self) -> usize {
+        if self.hop * self.backbone_every <= self.window {
             self.backbone_every
         } else {
             1
-        };
-        let stride = self.hop * every;
+        }
+    }
+
+    /// Samples between backbone runs (`windows_per_run` hops), and the length of a run that
+    /// follows another (0: every window runs the backbone over all of itself).
+    fn backbone_stride(&self) -> (usize, usize) {
+        let stride = self.hop * self.windows_per_run();
         (
             stride,
-            backbone_run(&self.info, self.backbone, stride, self.window),
+            short_run_length(&self.info, self.backbone, stride, self.window),
         )
+    }
+
+    /// The samples of the window starting at `start`, holding `real` samples of audio, that
+    /// the backbone runs over, on the stream's feature grid, and whether they are all of it:
+    /// none while the window that ran it last (`last_run`, in an unbroken chain of windows a hop
+    /// apart) is less than a stride back and the window is not in the stream's backbone phase,
+    /// else the newest run length; with no such chain, all of the real audio the grid allows
+    /// (zero padding would shift the run's feature normalisation), or none when that is under a
+    /// second (the frames of earlier runs serve).
+    fn backbone_run(&self, start: u64, last_run: Option<u64>, real: usize) -> (Range<usize>, bool) {
+        let step = self.info.features.step.max(1);
+        let s = start as usize;
+        let (stride, run) = self.backbone_stride();
+        let end = (s + real.min(self.window)) / step * step;
+        let from = s.div_ceil(step) * step;
+        let in_phase = (s / self.hop) % self.windows_per_run() == self.backbone_phase;
+        match last_run.and_then(|r| start.checked_sub(r)) {
+            Some(d) if run > 0 && d < stride as u64 && !in_phase => (end - s..end - s, false),
+            Some(d) if run > 0 && d <= stride as u64 => (end - run - s..end - s, false),
+            _ if real < self.window && end < from + SAMPLE_RATE as usize => {
+                let at = end.max(from) - s;
+                (at..at, false)
+            }
+            _ => (from - s..end - s, true),
+        }
     }
 }
 
@@ -209,6 +245,39 @@ impl StreamPlan {
 pub struct Engine {
     pool: InferencePool,
     plan: StreamPlan,
+    /// Open streams per backbone phase.
+    phases: Arc<Mutex<Vec<usize>>>,
+}
+
+/// A stream's place in [`Engine::phases`], given back when the stream ends.
+struct PhaseLease {
+    phases: Arc<Mutex<Vec<usize>>>,
+    phase: usize,
+}
+
+impl PhaseLease {
+    /// Takes `wanted` (modulo `every`), or else the phase below `every` with the fewest streams.
+    fn take(phases: &Arc<Mutex<Vec<usize>>>, every: usize, wanted: Option<usize>) -> Self {
+        let mut load = phases.lock().unwrap_or_else(|e| e.into_inner());
+        // The engine's table has a slot per configured phase, at least one.
+        let every = every.min(load.len()).max(1);
+        let phase = match wanted {
+            Some(p) => p % every,
+            None => (0..every).min_by_key(|&p| (load[p], p)).unwrap_or(0),
+        };
+        load[phase] += 1;
+        Self {
+            phases: phases.clone(),
+            phase,
+        }
+    }
+}
+
+impl Drop for PhaseLease {
+    fn drop(&mut self) {
+        let mut load = self.phases.lock().unwrap_or_else(|e| e.into_inner());
+        load[self.phase] = load[self.phase].saturating_sub(1);
+    }
 }
 
 /// One live stream: its events, and its thread.
@@ -259,13 +328,15 @@ impl Engine {
             hop: 0,
             backbone: secs(s.backbone_secs),
             backbone_every: s.backbone_every.max(1),
+            backbone_phase: 0,
             buffer: secs(s.buffer_secs),
             max_in_flight: s.max_in_flight.max(1),
             params,
             info,
         };
         plan.set_hop(s.hop_secs * SAMPLE_RATE as f64);
-        Ok(Self { plan, pool })
+        let phases = Arc::new(Mutex::new(vec![0; plan.backbone_every]));
+        Ok(Self { plan, pool, phases })
     }
 
     /// Latency histograms of every stage, over all streams.
@@ -320,10 +391,13 @@ impl Engine {
             plan.params.tentative_frames =
                 (samples / plan.params.grid.step as f64).round() as usize;
         }
+        let lease = PhaseLease::take(&self.phases, plan.windows_per_run(), options.backbone_phase);
+        plan.backbone_phase = lease.phase;
         let (writer, reader) = audio_ring(plan.buffer_samples());
         let (tx, rx) = mpsc::channel();
         let cancelled = Arc::new(AtomicBool::new(false));
         let driver = Driver {
+            _lease: lease,
             plan,
             client: self.pool.client(),
             stats: self.pool.stats.clone(),
@@ -369,6 +443,8 @@ impl Drop for Stream {
 }
 
 struct Driver {
+    /// Held while the stream runs.
+    _lease: PhaseLease,
     plan: StreamPlan,
     client: PoolClient,
     stats: Arc<Stats>,
@@ -493,7 +569,7 @@ impl Driver {
                         .checked_sub(plan.hop as u64)
                         .is_some_and(|p| last_submitted == Some(p));
                     let chain = if follows { last_run } else { None };
-                    let (run, whole) = self.backbone_run(start, chain, plan.window);
+                    let (run, whole) = plan.backbone_run(start, chain, plan.window);
                     let outcome = if lost_window {
                         (last_submitted, last_run) = (None, None);
                         Outcome::Lost
@@ -555,7 +631,7 @@ impl Driver {
             // At the end, the windows that cover the last partial stretch.
             if closed && pending_silence == 0 && !tail_sent && windower.missing() > 0 {
                 while let Some((start, real)) = windower.next_partial(&mut window_audio) {
-                    let (run, whole) = self.backbone_run(start, None, real);
+                    let (run, whole) = plan.backbone_run(start, None, real);
                     let at = start as usize + run.start;
                     let outcome = self.submit(next_seq, &window_audio, run, &reply_tx)?;
                     in_flight.insert(
@@ -710,30 +786,6 @@ impl Driver {
         Ok(Outcome::Pending)
     }
 
-    /// The samples of the window starting at `start`, holding `real` samples of audio, that
-    /// the backbone runs over, on the stream's feature grid, and whether they are all of it:
-    /// none while the window that ran it last (`last_run`, in an unbroken chain of windows a hop
-    /// apart) is less than a stride back, then the newest run length; with no such chain, all of
-    /// the real audio the grid allows (zero padding would shift the run's feature
-    /// normalisation), or none when that is under a second (the frames of earlier runs serve).
-    fn backbone_run(&self, start: u64, last_run: Option<u64>, real: usize) -> (Range<usize>, bool) {
-        let plan = &self.plan;
-        let step = plan.info.features.step.max(1);
-        let s = start as usize;
-        let (stride, run) = plan.backbone_stride();
-        let end = (s + real.min(plan.window)) / step * step;
-        let from = s.div_ceil(step) * step;
-        match last_run.and_then(|r| start.checked_sub(r)) {
-            Some(d) if run > 0 && d < stride as u64 => (end - s..end - s, false),
-            Some(d) if run > 0 && d == stride as u64 => (end - run - s..end - s, false),
-            _ if real < plan.window && end < from + SAMPLE_RATE as usize => {
-                let at = end.max(from) - s;
-                (at..at, false)
-            }
-            _ => (from - s..end - s, true),
-        }
-    }
-
     /// Names new speakers and announces them.
     fn announce(&self, d: &OnlineDiarizer, names: &mut Vec<String>) {
         if names.len() == d.speaker_count() {
@@ -793,7 +845,117 @@ fn turn_event(t: &diarist_core::online::TurnEvent, names: &[String]) -> Event {
 
 #[cfg(test)]
 mod tests {
-    use super::FeatureCache;
+    use std::sync::{Arc, Mutex};
+
+    use diarist_core::activity::ScoreKind;
+    use diarist_core::online::OnlineParams;
+    use diarist_core::reconstruct::FrameGrid;
+    use diarist_models::FrameGeometry;
+
+    use super::{FeatureCache, PhaseLease, StreamPlan};
+    use crate::pool::ModelInfo;
+
+    /// The default plan's geometry: 3 s windows every second, a 2.5 s backbone run for every
+    /// other window, on segmentation-3.0's and CAM++'s frame grids.
+    fn plan(phase: usize) -> StreamPlan {
+        let grid = FrameGrid {
+            step: 270,
+            length: 991,
+        };
+        let features = FrameGeometry {
+            step: 320,
+            length: 400,
+        };
+        let mut plan = StreamPlan {
+            window: 48_000,
+            hop: 0,
+            backbone: 40_000,
+            backbone_every: 2,
+            backbone_phase: phase,
+            buffer: 160_000,
+            max_in_flight: 4,
+            params: OnlineParams {
+                grid,
+                feature_grid: FrameGrid {
+                    step: features.step,
+                    length: features.length,
+                },
+                feature_dim: 512,
+                window_frames: 175,
+                hop_frames: 0,
+                tentative_frames: 175,
+                match_threshold: 0.7,
+                new_speaker_frames: 30,
+                update_frames: 18,
+                min_active_frames: 18,
+                max_speakers: None,
+            },
+            info: ModelInfo {
+                frames: FrameGeometry {
+                    step: grid.step,
+                    length: grid.length,
+                },
+                kind: ScoreKind::Powerset {
+                    classes: Vec::new(),
+                },
+                speakers: 3,
+                features,
+                feature_dim: 512,
+                dimension: 192,
+            },
+        };
+        plan.set_hop(16_000.0);
+        plan
+    }
+
+    #[test]
+    fn a_stream_runs_the_backbone_for_the_windows_of_its_phase_and_never_falls_behind() {
+        for phase in 0..2 {
+            let plan = plan(phase);
+            let (stride, run) = plan.backbone_stride();
+            assert!(run > 0 && run <= plan.window);
+            let mut last_run: Option<u64> = None;
+            for w in 0..12u64 {
+                let start = w * plan.hop as u64;
+                let (span, whole) = plan.backbone_run(start, last_run, plan.window);
+                if w == 0 {
+                    assert!(
+                        whole && span.len() > plan.window - 320,
+                        "the first window runs whole"
+                    );
+                } else {
+                    assert!(!whole);
+                    let ran = !span.is_empty();
+                    assert_eq!(ran, w as usize % 2 == phase, "phase {phase}, window {w}");
+                    if ran {
+                        assert_eq!(span.len(), run, "phase {phase}, window {w}");
+                    }
+                }
+                if !span.is_empty() {
+                    last_run = Some(start);
+                }
+                // Whatever the phase, the newest run is never more than a stride old.
+                assert!(start - last_run.unwrap() <= stride as u64 - plan.hop as u64);
+            }
+        }
+    }
+
+    #[test]
+    fn new_streams_take_the_least_used_phase_and_give_it_back() {
+        let phases = Arc::new(Mutex::new(vec![0; 2]));
+        let a = PhaseLease::take(&phases, 2, None);
+        let b = PhaseLease::take(&phases, 2, None);
+        let c = PhaseLease::take(&phases, 2, None);
+        assert_eq!((a.phase, b.phase, c.phase), (0, 1, 0));
+        drop(b);
+        assert_eq!(*phases.lock().unwrap(), vec![2, 0]);
+        assert_eq!(PhaseLease::take(&phases, 2, None).phase, 1);
+        // An asked-for phase is taken modulo the windows per run; one window per run has one.
+        assert_eq!(PhaseLease::take(&phases, 2, Some(3)).phase, 1);
+        assert_eq!(PhaseLease::take(&phases, 1, None).phase, 0);
+        drop((a, c));
+        assert_eq!(*phases.lock().unwrap(), vec![0, 0]);
+    }
 
     /// A run over stream samples `[at, end)` of a backbone whose frame `k` (on the stream grid)
     /// holds the value `k`: what the cache keeps must be every frame of the window, in order.

@@ -585,6 +585,8 @@ fn parse_start(text: &str) -> Result<Option<Started>, (ErrorCode, String)> {
             known_speakers,
             latency_secs: latency,
             hop_secs: hop,
+            // The engine spreads sessions over the backbone phases.
+            backbone_phase: None,
         },
         redact,
     }))

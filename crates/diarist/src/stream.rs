@@ -276,6 +276,8 @@ pub fn run(args: &StreamArgs) -> anyhow::Result<ExitCode> {
     let options = StreamOptions {
         max_speakers: args.streaming.max_speakers,
         known_speakers: known,
+        // A file's result does not depend on which files run beside it.
+        backbone_phase: Some(0),
         ..Default::default()
     };
     let mut failed = false;
