@@ -29,7 +29,9 @@ use symphonia::core::probe::Hint;
 
 pub use capture::{Capture, CaptureError, CaptureInfo, forward_resampled, input_devices};
 pub use resample::Resampler;
-pub use ring::{Arrival, AudioReader, AudioWriter, Gap, Read, ReaderGone, Windower, audio_ring};
+pub use ring::{
+    Arrival, AudioReader, AudioWriter, Gap, Read, ReaderGone, WindowCut, Windower, audio_ring,
+};
 
 /// The sample rate of every stream this crate produces.
 pub const TARGET_RATE: u32 = 16_000;

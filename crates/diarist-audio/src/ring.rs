@@ -269,30 +269,48 @@ impl Drop for AudioReader {
     }
 }
 
-/// Cuts fixed-length windows every hop out of a stream of samples, keeping only the audio the
-/// next window still needs. Allocates only at construction (and while skipping long gaps).
+/// Where a window cut by a [`Windower`] lies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowCut {
+    /// Stream position of the window's first sample.
+    pub start: u64,
+    /// Samples of context written before the window (fewer than asked near the stream start).
+    pub context: usize,
+    /// Samples of real audio in the window (the rest, at the end of a stream, is zero padding).
+    pub real: usize,
+}
+
+/// Cuts fixed-length windows every hop out of a stream of samples, each preceded by up to
+/// `context` samples of the audio before it, keeping only the audio the next window still needs.
+/// Allocates only at construction (and while skipping long gaps).
 pub struct Windower {
     window: usize,
     hop: usize,
+    context: usize,
     buffer: Vec<f32>,
-    /// Stream position of `buffer[0]`, which is also the next window's start.
+    /// Samples of `buffer` before the next window's start.
+    lead: usize,
+    /// Stream position of the next window's start (`buffer[lead]`).
     start: u64,
 }
 
 impl Windower {
-    /// Windows of `window` samples whose starts are `hop` samples apart, the first at 0.
-    pub fn new(window: usize, hop: usize) -> Self {
+    /// Windows of `window` samples whose starts are `hop` samples apart, the first at 0, each
+    /// written after the `context` samples before it (as many as the stream has).
+    pub fn new(window: usize, hop: usize, context: usize) -> Self {
         Self {
             window,
             hop: hop.max(1),
-            buffer: Vec::with_capacity(window + hop),
+            context,
+            buffer: Vec::with_capacity(context + window + hop),
+            lead: 0,
             start: 0,
         }
     }
 
     /// Samples still needed before the next window is complete.
     pub fn missing(&self) -> usize {
-        self.window.saturating_sub(self.buffer.len())
+        (self.lead + self.window).saturating_sub(self.buffer.len())
     }
 
     /// Appends samples.
@@ -307,40 +325,47 @@ impl Windower {
 
     /// Stream position one past the last sample pushed.
     pub fn end(&self) -> u64 {
-        self.start + self.buffer.len() as u64
+        self.start + (self.buffer.len() - self.lead) as u64
     }
 
-    /// The next complete window and its start, if there is one; the windower then moves on by
-    /// one hop.
-    pub fn next_window(&mut self, out: &mut Vec<f32>) -> Option<u64> {
-        if self.buffer.len() < self.window {
+    /// The next complete window, written to `out` after its context; the windower then moves on
+    /// by one hop.
+    pub fn next_window(&mut self, out: &mut Vec<f32>) -> Option<WindowCut> {
+        if self.missing() > 0 {
             return None;
         }
         out.clear();
-        out.extend_from_slice(&self.buffer[..self.window]);
-        Some(self.advance())
+        out.extend_from_slice(&self.buffer[..self.lead + self.window]);
+        Some(self.advance(self.window))
     }
 
     /// At the end of the stream: the next window holding any audio not yet at the start of a
-    /// complete window, zero-padded, with the number of real samples in it.
-    pub fn next_partial(&mut self, out: &mut Vec<f32>) -> Option<(u64, usize)> {
-        if self.buffer.is_empty() || (self.start > 0 && self.buffer.len() <= self.window - self.hop)
-        {
+    /// complete window, written to `out` after its context and zero-padded to the window length.
+    pub fn next_partial(&mut self, out: &mut Vec<f32>) -> Option<WindowCut> {
+        let ahead = self.buffer.len() - self.lead;
+        if ahead == 0 || (self.start > 0 && ahead <= self.window - self.hop) {
             return None;
         }
         out.clear();
-        let real = self.buffer.len().min(self.window);
-        out.extend_from_slice(&self.buffer[..real]);
-        out.resize(self.window, 0.0);
-        Some((self.advance(), real))
+        let real = ahead.min(self.window);
+        out.extend_from_slice(&self.buffer[..self.lead + real]);
+        out.resize(self.lead + self.window, 0.0);
+        Some(self.advance(real))
     }
 
-    fn advance(&mut self) -> u64 {
-        let start = self.start;
-        let drop = self.hop.min(self.buffer.len());
+    fn advance(&mut self, real: usize) -> WindowCut {
+        let cut = WindowCut {
+            start: self.start,
+            context: self.lead,
+            real,
+        };
+        let moved = self.hop.min(self.buffer.len() - self.lead);
+        self.start += moved as u64;
+        let keep = self.context.min(self.start as usize);
+        let drop = (self.lead + moved).saturating_sub(keep);
         self.buffer.drain(..drop);
-        self.start += drop as u64;
-        start
+        self.lead = self.lead + moved - drop;
+        cut
     }
 }
 
@@ -393,32 +418,65 @@ mod tests {
         assert_eq!(w.push_wait(&[0.0; 10]), Err(ReaderGone));
     }
 
+    fn cut(start: u64, context: usize, real: usize) -> Option<WindowCut> {
+        Some(WindowCut {
+            start,
+            context,
+            real,
+        })
+    }
+
     #[test]
     fn windows_every_hop_then_padded_tail() {
-        let mut win = Windower::new(6, 2);
+        let mut win = Windower::new(6, 2, 0);
         let mut out = Vec::new();
         win.push(&[0., 1., 2., 3., 4.]);
         assert_eq!(win.next_window(&mut out), None);
         win.push(&[5., 6., 7., 8.]);
-        assert_eq!(win.next_window(&mut out), Some(0));
+        assert_eq!(win.next_window(&mut out), cut(0, 0, 6));
         assert_eq!(out, [0., 1., 2., 3., 4., 5.]);
-        assert_eq!(win.next_window(&mut out), Some(2));
+        assert_eq!(win.next_window(&mut out), cut(2, 0, 6));
         assert_eq!(out, [2., 3., 4., 5., 6., 7.]);
         assert_eq!(win.next_window(&mut out), None);
         // 9 samples: the window at 4 holds the last 5, the one at 6 is not needed (its audio is
         // all inside the window at 4... except sample 8, which the window at 4 covers too).
-        assert_eq!(win.next_partial(&mut out), Some((4, 5)));
+        assert_eq!(win.next_partial(&mut out), cut(4, 0, 5));
         assert_eq!(out, [4., 5., 6., 7., 8., 0.]);
         assert_eq!(win.next_partial(&mut out), None);
     }
 
     #[test]
     fn a_stream_shorter_than_a_window_gets_one_padded_window() {
-        let mut win = Windower::new(6, 2);
+        let mut win = Windower::new(6, 2, 4);
         let mut out = Vec::new();
         win.push(&[1., 2.]);
-        assert_eq!(win.next_partial(&mut out), Some((0, 2)));
+        assert_eq!(win.next_partial(&mut out), cut(0, 0, 2));
         assert_eq!(out, [1., 2., 0., 0., 0., 0.]);
         assert_eq!(win.next_partial(&mut out), None);
+    }
+
+    /// Each window comes after as much of the audio before it as the stream has, up to the
+    /// context; the buffer holds no more than context, window and hop.
+    #[test]
+    fn windows_come_after_their_context() {
+        let mut win = Windower::new(4, 2, 3);
+        let mut out = Vec::new();
+        let samples: Vec<f32> = (0..13).map(|i| i as f32).collect();
+        let mut cuts = Vec::new();
+        for chunk in samples.chunks(3) {
+            win.push(chunk);
+            while let Some(c) = win.next_window(&mut out) {
+                let from = c.start as usize - c.context;
+                assert_eq!(out, samples[from..c.start as usize + 4], "{c:?}");
+                cuts.push((c.start, c.context));
+            }
+            assert!(win.buffer.len() <= 3 + 4 + 3);
+        }
+        assert_eq!(cuts, [(0, 0), (2, 2), (4, 3), (6, 3), (8, 3)]);
+        // 13 samples: the window at 10 holds the last 3, after 3 of context.
+        assert_eq!(win.next_partial(&mut out), cut(10, 3, 3));
+        assert_eq!(out, [7., 8., 9., 10., 11., 12., 0.]);
+        assert_eq!(win.next_partial(&mut out), None);
+        assert_eq!(win.end(), 13);
     }
 }

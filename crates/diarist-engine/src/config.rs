@@ -112,6 +112,9 @@ pub struct StreamingConfig {
     pub window_secs: f64,
     /// Step between windows, seconds (rounded to the model's frame step).
     pub hop_secs: f64,
+    /// Audio before each window that the segmentation model hears with it, seconds (rounded to
+    /// the model's frame step): only the window's own frames are used, so latency is unchanged.
+    pub context_secs: f64,
     /// Delay after which a stretch of audio is final, seconds (between the hop and the window).
     pub latency_secs: f64,
     /// The embedding backbone runs over the newest this many seconds of a window and keeps the
@@ -225,6 +228,9 @@ impl Config {
         }
         if !(s.hop_secs.is_finite() && s.hop_secs > 0.0 && s.hop_secs <= s.window_secs) {
             return bad("hop_secs must be positive and at most window_secs");
+        }
+        if !(s.context_secs.is_finite() && (0.0..=30.0).contains(&s.context_secs)) {
+            return bad("context_secs must be between 0 and 30");
         }
         if !(s.latency_secs.is_finite()
             && s.latency_secs >= s.hop_secs

@@ -42,6 +42,7 @@ enum Job {
     Window {
         seq: u64,
         audio: Vec<f32>,
+        context: usize,
         backbone: Range<usize>,
         reply: Sender<WindowReply>,
         cancelled: Arc<AtomicBool>,
@@ -186,11 +187,14 @@ fn model_info(models: &mut Models, config: &Config) -> Result<ModelInfo, EngineE
 
 impl PoolClient {
     /// Queues a window for segmentation, and backbone features of its samples `backbone`; the
-    /// answer goes to `reply`.
+    /// answer goes to `reply`. `audio` holds `context` samples of the audio before the window
+    /// (the backbone range is relative to the window's start); segmentation hears them too and
+    /// answers for the window's own frames only (`context` is a multiple of its frame step).
     pub fn submit_window(
         &self,
         seq: u64,
         audio: Vec<f32>,
+        context: usize,
         backbone: Range<usize>,
         reply: Sender<WindowReply>,
         cancelled: Arc<AtomicBool>,
@@ -199,6 +203,7 @@ impl PoolClient {
             .send(Msg::Submit(Job::Window {
                 seq,
                 audio,
+                context,
                 backbone,
                 reply,
                 cancelled,
@@ -338,34 +343,47 @@ fn work(
                 Job::Window {
                     seq,
                     audio: a,
+                    context,
                     backbone,
                     reply,
                     queued,
                     ..
                 } => {
                     stats.record_duration(Stage::QueueWait, queued.elapsed());
+                    let context = context.min(a.len().saturating_sub(window));
                     let end = backbone.end.min(window);
-                    windows.push((seq, a, backbone.start.min(end)..end, reply));
+                    let run = context + backbone.start.min(end)..context + end;
+                    windows.push((seq, a, context, run, reply));
                 }
             }
         }
         if !windows.is_empty() {
             let t = Instant::now();
             // Segmentation runs window by window: its INT8 variant quantises activations per run,
-            // so a batch would make one stream's result depend on the others in the batch.
+            // so a batch would make one stream's result depend on the others in the batch. It
+            // hears each window's context and answers for the window's own frames.
             let scores: Vec<_> = windows
                 .iter()
-                .map(|(_, a, _, _)| models.segmentation.run(a, window))
+                .map(|(_, a, context, _, _)| {
+                    let frames = models.segmentation.spec().frames();
+                    models.segmentation.run(a, a.len()).map(|mut s| {
+                        let first = context / frames.step.max(1);
+                        s.data.drain(..first * s.classes);
+                        s.data.truncate(frames.frames(window) * s.classes);
+                        s.frames = frames.frames(window);
+                        s
+                    })
+                })
                 .collect();
             let seg = t.elapsed() / windows.len() as u32;
             // The backbone runs batched, one batch per run length.
             let mut features: Vec<Option<Result<Vec<f32>, String>>> = vec![None; windows.len()];
-            let mut lengths: Vec<usize> = windows.iter().map(|w| w.2.len()).collect();
+            let mut lengths: Vec<usize> = windows.iter().map(|w| w.3.len()).collect();
             lengths.sort_unstable();
             lengths.dedup();
             for len in lengths {
                 let group: Vec<usize> = (0..windows.len())
-                    .filter(|&i| windows[i].2.len() == len)
+                    .filter(|&i| windows[i].3.len() == len)
                     .collect();
                 if len == 0 {
                     // Windows between backbone runs.
@@ -377,7 +395,7 @@ fn work(
                 }
                 audio.clear();
                 for &i in &group {
-                    audio.extend_from_slice(&windows[i].1[windows[i].2.clone()]);
+                    audio.extend_from_slice(&windows[i].1[windows[i].3.clone()]);
                 }
                 let t = Instant::now();
                 let out = models.embedding.features_batch(&audio, len);
@@ -399,7 +417,7 @@ fn work(
                     }
                 }
             }
-            for (((seq, _, _, reply), scores), features) in
+            for (((seq, _, _, _, reply), scores), features) in
                 windows.into_iter().zip(scores).zip(features)
             {
                 let out = match (scores, features.expect("every window is in a group")) {

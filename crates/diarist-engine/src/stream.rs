@@ -166,6 +166,8 @@ fn short_run_length(info: &ModelInfo, requested: usize, stride: usize, window: u
 #[derive(Debug, Clone)]
 struct StreamPlan {
     window: usize,
+    /// Audio the segmentation model hears before each window, on the segmentation frame grid.
+    context: usize,
     /// On the segmentation frame grid.
     hop: usize,
     /// The configured backbone run length, samples.
@@ -323,8 +325,10 @@ impl Engine {
             min_active_frames: frames_of(s.min_speech_secs).max(1),
             max_speakers: (s.max_speakers > 0).then_some(s.max_speakers),
         };
+        let context = (secs(s.context_secs) as f64 / step as f64).round() as usize * step;
         let mut plan = StreamPlan {
             window,
+            context,
             hop: 0,
             backbone: secs(s.backbone_secs),
             backbone_every: s.backbone_every.max(1),
@@ -528,7 +532,7 @@ impl Driver {
             diarizer.enroll(&v.name, &v.embedding);
         }
         self.announce(&diarizer, &mut names);
-        let mut windower = Windower::new(plan.window, plan.hop);
+        let mut windower = Windower::new(plan.window, plan.hop, plan.context);
         let (reply_tx, reply_rx) = mpsc::channel::<WindowReply>();
         let mut scratch = vec![0f32; plan.hop.max(4096)];
         let mut window_audio: Vec<f32> = Vec::with_capacity(plan.window);
@@ -559,7 +563,8 @@ impl Driver {
             }
             // Take in audio while the models have room for more windows.
             while in_flight.len() < plan.max_in_flight {
-                if let Some(start) = windower.next_window(&mut window_audio) {
+                if let Some(cut) = windower.next_window(&mut window_audio) {
+                    let start = cut.start;
                     while gaps.front().is_some_and(|g| g.1 <= start) {
                         gaps.pop_front();
                     }
@@ -578,7 +583,7 @@ impl Driver {
                         if !run.is_empty() {
                             last_run = Some(start);
                         }
-                        self.submit(next_seq, &window_audio, run.clone(), &reply_tx)?
+                        self.submit(next_seq, &window_audio, cut.context, run.clone(), &reply_tx)?
                     };
                     in_flight.insert(
                         next_seq,
@@ -630,10 +635,12 @@ impl Driver {
             reader.arrivals(|a| arrivals.push_back(a));
             // At the end, the windows that cover the last partial stretch.
             if closed && pending_silence == 0 && !tail_sent && windower.missing() > 0 {
-                while let Some((start, real)) = windower.next_partial(&mut window_audio) {
+                while let Some(cut) = windower.next_partial(&mut window_audio) {
+                    let (start, real) = (cut.start, cut.real);
                     let (run, whole) = plan.backbone_run(start, None, real);
                     let at = start as usize + run.start;
-                    let outcome = self.submit(next_seq, &window_audio, run, &reply_tx)?;
+                    let outcome =
+                        self.submit(next_seq, &window_audio, cut.context, run, &reply_tx)?;
                     in_flight.insert(
                         next_seq,
                         InFlight {
@@ -768,17 +775,19 @@ impl Driver {
         Ok(summary)
     }
 
-    /// Hands a window to the models.
+    /// Hands a window (after `context` samples of the audio before it) to the models.
     fn submit(
         &self,
         seq: u64,
         audio: &[f32],
+        context: usize,
         backbone: Range<usize>,
         reply: &Sender<WindowReply>,
     ) -> Result<Outcome, EngineError> {
         self.client.submit_window(
             seq,
             audio.to_vec(),
+            context,
             backbone,
             reply.clone(),
             self.cancelled.clone(),
@@ -868,6 +877,7 @@ mod tests {
         };
         let mut plan = StreamPlan {
             window: 48_000,
+            context: 0,
             hop: 0,
             backbone: 40_000,
             backbone_every: 2,

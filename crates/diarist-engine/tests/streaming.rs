@@ -160,16 +160,16 @@ fn concurrent_streams_of_real_recordings_meet_a_der_bound_and_never_change_a_fin
         let b = der::score(&reference[*id], &hyp, Some(&uem[*id]), 0);
         eprintln!("{id}: streaming DER {:.2} %", 100.0 * b.der());
         if *id == "pyannote_sample" {
-            // Measured 9.4 %.
+            // Measured 9.9 %.
             assert!(b.der() <= 0.11, "sample DER {:.2} %", 100.0 * b.der());
         }
         pooled += b;
     }
     eprintln!("pooled streaming DER {:.2} %", 100.0 * pooled.der());
-    // Measured 15.8 % pooled over these five fixtures with every stream in either backbone
-    // phase (the engine spreads concurrent streams over both).
+    // Measured 13.7 % pooled over these five fixtures (15.6 % with `context_secs = 0`), with
+    // the streams in either backbone phase (the engine spreads concurrent streams over both).
     assert!(
-        pooled.der() <= 0.20,
+        pooled.der() <= 0.16,
         "pooled streaming DER {:.2} %",
         100.0 * pooled.der()
     );

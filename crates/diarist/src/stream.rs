@@ -31,6 +31,10 @@ pub struct StreamArgs {
     /// Directory for one RTTM per recording (several files).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
+    /// Which window of every `backbone_every` runs the embedding backbone (every file uses
+    /// the same, so that a file's result does not depend on which files run beside it).
+    #[arg(long, default_value_t = 0)]
+    pub backbone_phase: usize,
     #[command(flatten)]
     pub live: LiveArgs,
     #[command(flatten)]
@@ -276,8 +280,7 @@ pub fn run(args: &StreamArgs) -> anyhow::Result<ExitCode> {
     let options = StreamOptions {
         max_speakers: args.streaming.max_speakers,
         known_speakers: known,
-        // A file's result does not depend on which files run beside it.
-        backbone_phase: Some(0),
+        backbone_phase: Some(args.backbone_phase),
         ..Default::default()
     };
     let mut failed = false;
