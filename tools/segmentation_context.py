@@ -71,7 +71,7 @@ def aggregate(windows, frames, latency_frames=None):
         first, n = s // STEP, len(count)
         keep = np.ones(n)
         if latency_frames is not None and s > 0:
-            keep[: n - latency_frames] = 0
+            keep[: max(0, n - latency_frames)] = 0
         m = min(n, frames - first)
         total[first : first + m] += (count * keep)[:m]
         hits[first : first + m] += keep[:m]
@@ -127,7 +127,8 @@ def main():
             )
         if seconds == 10:
             for gap, on, off in [(1.0, 0, 0), (2.0, 0, 0), (0, 0.5, 0.2), (2.0, 0.5, 0.3)]:
-                rules[f"offline, 10 s, fill gaps < {gap:g} s, pad {on:g}/{off:g} s"] = (
+                fill = f"fill gaps < {gap:g} s" if gap else "no gap filling"
+                rules[f"offline, 10 s, {fill}, pad {on:g} s before / {off:g} s after"] = (
                     per_set,
                     (lambda g, a, b: lambda w, f: fill_and_pad(aggregate(w, f), int(g * fps), int(a * fps), int(b * fps)))(
                         gap, on, off
