@@ -48,18 +48,23 @@ pub struct OnlineParams {
     pub max_speakers: Option<usize>,
 }
 
-/// One processed window.
+/// One processed window, seen by the models after some context (the audio before it).
 #[derive(Debug, Clone, Copy)]
 pub struct WindowObservation<'a> {
-    /// Stream sample of the window's first sample (a multiple of the frame step).
+    /// Stream sample of the context's first sample (the window's when there is no context; a
+    /// multiple of the frame step).
     pub start: usize,
-    /// Hard local activity, `params.window_frames` frames.
+    /// Frames of context before the window's own first frame.
+    pub context_frames: usize,
+    /// Hard local activity of the context and the window (`context_frames +
+    /// params.window_frames` frames): a local speaker keeps its slot across both.
     pub activity: &'a LocalActivity,
-    /// Frames holding real audio (fewer than `window_frames` for a zero-padded last window).
+    /// Frames of the window holding real audio (fewer than `window_frames` for a zero-padded
+    /// last window).
     pub valid_frames: usize,
-    /// Backbone features of the window, `[frames, dimension]` row-major.
+    /// Backbone features of the context and the window, `[frames, dimension]` row-major.
     pub features: &'a [f32],
-    /// Samples from the window's start to the start of the first feature frame.
+    /// Samples from `start` to the start of the first feature frame.
     pub features_offset: usize,
 }
 
@@ -230,10 +235,11 @@ impl OnlineDiarizer {
         obs: &WindowObservation,
         pool: &mut impl Pooler<E>,
     ) -> Result<Vec<TurnEvent>, E> {
-        let first = obs.start / self.p.grid.step;
-        let valid = obs.valid_frames.min(obs.activity.frames);
-        let labels = self.assign(obs, valid, pool)?;
-        self.aggregate(first, obs.activity, valid, &labels);
+        let own = obs.context_frames.min(obs.activity.frames);
+        let first = obs.start / self.p.grid.step + own;
+        let valid = obs.valid_frames.min(obs.activity.frames - own);
+        let labels = self.assign(obs, own + valid, pool)?;
+        self.aggregate(first, obs.activity, own, valid, &labels);
         let tentative = self
             .p
             .tentative_frames
@@ -267,7 +273,10 @@ impl OnlineDiarizer {
         events
     }
 
-    /// Global speaker of each local speaker of the window.
+    /// Global speaker of each local speaker of the window, judged on the window's frames; a
+    /// local speaker heard only in the context (the first `valid` frames of the activity are
+    /// context and window) is judged there and only claims its speaker, so that a new voice in
+    /// the window, which the segmentation told apart from it, cannot take that speaker.
     fn assign<E>(
         &mut self,
         obs: &WindowObservation,
@@ -291,12 +300,17 @@ impl OnlineDiarizer {
         // none for its newest stretch): speech there is judged by a later window.
         let centre = |r: usize| (obs.features_offset + r * fg.step + fg.length / 2) as f64;
         let valid = valid.min(g.nearest(centre(frames - 1)) + 1);
+        let own = obs.context_frames.min(valid);
+        let in_window: Vec<bool> = (0..k)
+            .map(|s| (own..valid).any(|f| act.is_active(f, s)))
+            .collect();
+        let span = |s: usize| if in_window[s] { own..valid } else { 0..own };
         let active: Vec<usize> = (0..k)
-            .map(|s| (0..valid).filter(|&f| act.is_active(f, s)).count())
+            .map(|s| span(s).filter(|&f| act.is_active(f, s)).count())
             .collect();
         let clean: Vec<usize> = (0..k)
             .map(|s| {
-                (0..valid)
+                span(s)
                     .filter(|&f| act.is_active(f, s) && act.count(f) == 1)
                     .count()
             })
@@ -310,9 +324,10 @@ impl OnlineDiarizer {
         candidates.retain(|&s| {
             let alone = clean[s] > 0;
             let row = weights.len();
+            let span = span(s);
             weights.extend((0..frames).map(|r| {
                 let f = g.nearest(centre(r));
-                let on = f < valid && act.is_active(f, s) && (!alone || act.count(f) == 1);
+                let on = span.contains(&f) && act.is_active(f, s) && (!alone || act.count(f) == 1);
                 if on { 1.0 } else { 0.0 }
             }));
             let any = weights[row..].iter().any(|&w| w > 0.0);
@@ -348,7 +363,7 @@ impl OnlineDiarizer {
                 Some(j) if 1.0 - scores[i][j] < self.p.match_threshold as f64 => {
                     labels[s] = Some(j);
                     used[j] = true;
-                    if clean[s] >= self.p.update_frames {
+                    if in_window[s] && clean[s] >= self.p.update_frames {
                         let e = normalised(&embeddings[i]);
                         self.speakers[j]
                             .sum
@@ -357,7 +372,9 @@ impl OnlineDiarizer {
                             .for_each(|(a, b)| *a += b);
                     }
                 }
-                _ => unmatched.push(i),
+                _ if in_window[s] => unmatched.push(i),
+                // Heard only in the context: it has had its say there.
+                _ => {}
             }
         }
         // Longest first: a voice with enough clean speech opens a new speaker; shorter ones join
@@ -385,15 +402,18 @@ impl OnlineDiarizer {
         Ok(labels)
     }
 
+    /// Adds `valid` frames of the window (activity frames from `own` on, recording frames from
+    /// `first` on) to the frames' tallies.
     fn aggregate(
         &mut self,
         first: usize,
         act: &LocalActivity,
+        own: usize,
         valid: usize,
         labels: &[Option<usize>],
     ) {
-        for f in 0..valid {
-            let g = first + f;
+        for w in 0..valid {
+            let (g, f) = (first + w, own + w);
             if g < self.frontier {
                 continue;
             }
@@ -401,17 +421,17 @@ impl OnlineDiarizer {
             if self.buffer.len() <= i {
                 self.buffer.resize(i + 1, FrameAcc::default());
             }
-            let w = self.taper[f.min(self.taper.len() - 1)];
+            let weight = self.taper[w.min(self.taper.len() - 1)];
             let acc = &mut self.buffer[i];
-            acc.weight += w;
-            acc.count += w * act.count(f) as f32;
+            acc.weight += weight;
+            acc.count += weight * act.count(f) as f32;
             for (s, label) in labels.iter().enumerate() {
                 if let Some(l) = *label
                     && act.is_active(f, s)
                 {
                     match acc.speakers.iter_mut().find(|(x, _)| *x == l) {
-                        Some((_, v)) => *v += w,
-                        None => acc.speakers.push((l, w)),
+                        Some((_, v)) => *v += weight,
+                        None => acc.speakers.push((l, weight)),
                     }
                 }
             }
@@ -620,6 +640,7 @@ mod tests {
             let (act, feats) = window(&who, &voices);
             let obs = WindowObservation {
                 start: first * 10,
+                context_frames: 0,
                 activity: &act,
                 valid_frames: 6,
                 features: &feats,
@@ -652,6 +673,7 @@ mod tests {
         let (act, feats) = window(&who, &[[0.1, 1.0]; 6]);
         let obs = WindowObservation {
             start: 0,
+            context_frames: 0,
             activity: &act,
             valid_frames: 6,
             features: &feats,
@@ -675,6 +697,7 @@ mod tests {
         for w in 0..3 {
             let obs = WindowObservation {
                 start: w * 20,
+                context_frames: 0,
                 activity: &act,
                 valid_frames: 6,
                 features: &feats,
@@ -685,6 +708,46 @@ mod tests {
         assert!(d.finish(100).is_empty());
         assert_eq!(d.final_samples(), 100);
         assert!(d.tentative(100).is_empty());
+    }
+
+    /// A voice close to a known speaker joins it, unless the context shows the segmentation
+    /// telling it apart from that speaker's own voice: then it opens a new speaker.
+    #[test]
+    fn a_voice_told_apart_in_the_context_does_not_take_the_context_voice_speaker() {
+        let a = [1.0, 0.0];
+        let b = [0.8, 0.6]; // cosine distance 0.2 to A, under the 0.3 threshold
+        for with_context in [false, true] {
+            let mut d = OnlineDiarizer::new(params());
+            let (act, feats) = window(&[Some(0); 6], &[a; 6]);
+            let obs = WindowObservation {
+                start: 0,
+                context_frames: 0,
+                activity: &act,
+                valid_frames: 6,
+                features: &feats,
+                features_offset: 0,
+            };
+            d.push_window(&obs, &mut mean).unwrap();
+            // The next window (frames 2..8), alone or after two frames of context in which slot
+            // 0 is voice A; in the window itself only slot 1 talks, with voice B.
+            let context = if with_context { 2 } else { 0 };
+            let mut who = vec![Some(0); context];
+            who.extend([Some(1); 6]);
+            let mut voices = vec![a; context];
+            voices.extend([b; 6]);
+            let (act, feats) = window(&who, &voices);
+            let obs = WindowObservation {
+                start: (2 - context) * 10,
+                context_frames: context,
+                activity: &act,
+                valid_frames: 6,
+                features: &feats,
+                features_offset: 0,
+            };
+            d.push_window(&obs, &mut mean).unwrap();
+            let expected = if with_context { 2 } else { 1 };
+            assert_eq!(d.speaker_count(), expected, "context: {with_context}");
+        }
     }
 
     /// A window whose features stop short (the backbone did not run for it) judges only the
@@ -702,6 +765,7 @@ mod tests {
         };
         let obs = WindowObservation {
             start: 0,
+            context_frames: 0,
             activity: &act,
             valid_frames: 6,
             features: &feats[..4 * 2],
@@ -717,6 +781,7 @@ mod tests {
         // With no features at all nothing is judged.
         let obs = WindowObservation {
             start: 20,
+            context_frames: 0,
             activity: &act,
             valid_frames: 6,
             features: &[],

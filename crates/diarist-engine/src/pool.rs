@@ -25,7 +25,7 @@ use crate::{Config, EngineError};
 /// Segmentation scores and backbone features of one window.
 #[derive(Debug)]
 pub struct WindowOutput {
-    /// `[frames, classes]` segmentation scores.
+    /// `[frames, classes]` segmentation scores of the window's context and the window.
     pub scores: Vec<f32>,
     /// Segmentation frames.
     pub frames: usize,
@@ -188,8 +188,7 @@ fn model_info(models: &mut Models, config: &Config) -> Result<ModelInfo, EngineE
 impl PoolClient {
     /// Queues a window for segmentation, and backbone features of its samples `backbone`; the
     /// answer goes to `reply`. `audio` holds `context` samples of the audio before the window
-    /// (the backbone range is relative to the window's start); segmentation hears them too and
-    /// answers for the window's own frames only (`context` is a multiple of its frame step).
+    /// (the backbone range is relative to the window's start); segmentation runs over all of it.
     pub fn submit_window(
         &self,
         seq: u64,
@@ -353,7 +352,7 @@ fn work(
                     let context = context.min(a.len().saturating_sub(window));
                     let end = backbone.end.min(window);
                     let run = context + backbone.start.min(end)..context + end;
-                    windows.push((seq, a, context, run, reply));
+                    windows.push((seq, a, run, reply));
                 }
             }
         }
@@ -361,29 +360,20 @@ fn work(
             let t = Instant::now();
             // Segmentation runs window by window: its INT8 variant quantises activations per run,
             // so a batch would make one stream's result depend on the others in the batch. It
-            // hears each window's context and answers for the window's own frames.
+            // runs over each window's context and the window.
             let scores: Vec<_> = windows
                 .iter()
-                .map(|(_, a, context, _, _)| {
-                    let frames = models.segmentation.spec().frames();
-                    models.segmentation.run(a, a.len()).map(|mut s| {
-                        let first = context / frames.step.max(1);
-                        s.data.drain(..first * s.classes);
-                        s.data.truncate(frames.frames(window) * s.classes);
-                        s.frames = frames.frames(window);
-                        s
-                    })
-                })
+                .map(|(_, a, _, _)| models.segmentation.run(a, a.len()))
                 .collect();
             let seg = t.elapsed() / windows.len() as u32;
             // The backbone runs batched, one batch per run length.
             let mut features: Vec<Option<Result<Vec<f32>, String>>> = vec![None; windows.len()];
-            let mut lengths: Vec<usize> = windows.iter().map(|w| w.3.len()).collect();
+            let mut lengths: Vec<usize> = windows.iter().map(|w| w.2.len()).collect();
             lengths.sort_unstable();
             lengths.dedup();
             for len in lengths {
                 let group: Vec<usize> = (0..windows.len())
-                    .filter(|&i| windows[i].3.len() == len)
+                    .filter(|&i| windows[i].2.len() == len)
                     .collect();
                 if len == 0 {
                     // Windows between backbone runs.
@@ -395,7 +385,7 @@ fn work(
                 }
                 audio.clear();
                 for &i in &group {
-                    audio.extend_from_slice(&windows[i].1[windows[i].3.clone()]);
+                    audio.extend_from_slice(&windows[i].1[windows[i].2.clone()]);
                 }
                 let t = Instant::now();
                 let out = models.embedding.features_batch(&audio, len);
@@ -417,7 +407,7 @@ fn work(
                     }
                 }
             }
-            for (((seq, _, _, _, reply), scores), features) in
+            for (((seq, _, _, reply), scores), features) in
                 windows.into_iter().zip(scores).zip(features)
             {
                 let out = match (scores, features.expect("every window is in a group")) {

@@ -469,6 +469,8 @@ enum Outcome {
 /// A window taken from the windower, waiting for its turn to be diarized.
 struct InFlight {
     start: u64,
+    /// Samples of context before the window that the models heard.
+    context: usize,
     valid_samples: usize,
     /// Stream sample where its backbone run started, and whether the run covered all of it.
     backbone_at: usize,
@@ -488,10 +490,10 @@ struct FeatureCache {
 }
 
 impl FeatureCache {
-    /// Takes in the run that started at stream sample `at` (on the grid) for the window starting
-    /// at `start`: a run over the whole window replaces what is held, a short run adds the frames
-    /// past the held ones, an empty one (the backbone did not run) adds nothing. Keeps the frames
-    /// inside the window only.
+    /// Takes in the run that started at stream sample `at` (on the grid) for the window whose
+    /// context starts at `start`: a run over the whole window replaces what is held, a short run
+    /// adds the frames past the held ones, an empty one (the backbone did not run) adds nothing.
+    /// Keeps the frames from `start` on only.
     fn update(&mut self, start: usize, at: usize, whole: bool, run: Vec<f32>) {
         let run_first = at / self.step;
         let end = self.first + self.data.len() / self.dim.max(1);
@@ -589,6 +591,7 @@ impl Driver {
                         next_seq,
                         InFlight {
                             start,
+                            context: cut.context,
                             valid_samples: plan.window,
                             backbone_at: start as usize + run.start,
                             whole,
@@ -645,6 +648,7 @@ impl Driver {
                         next_seq,
                         InFlight {
                             start,
+                            context: cut.context,
                             valid_samples: real,
                             backbone_at: at,
                             whole,
@@ -694,7 +698,7 @@ impl Driver {
                 } else {
                     plan.params.grid.frames_covering(w.valid_samples)
                 };
-                let (act, has_features) = match w.outcome {
+                let (act, context, has_features) = match w.outcome {
                     Outcome::Done(out) => {
                         let out = out.map_err(EngineError::ModelsUnavailable)?;
                         let act = activity::decode(
@@ -703,8 +707,9 @@ impl Driver {
                             plan.info.speakers,
                             &plan.info.kind,
                         );
-                        cache.update(w.start as usize, w.backbone_at, w.whole, out.features);
-                        (act, true)
+                        let from = w.start as usize - w.context;
+                        cache.update(from, w.backbone_at, w.whole, out.features);
+                        (act, w.context, true)
                     }
                     // (Pending windows stop the loop above.)
                     Outcome::Lost | Outcome::Pending => {
@@ -716,15 +721,17 @@ impl Driver {
                             speakers,
                             active: silent,
                         };
-                        (act, false)
+                        (act, 0, false)
                     }
                 };
+                let from = w.start as usize - context;
                 let obs = WindowObservation {
-                    start: w.start as usize,
+                    start: from,
+                    context_frames: context / plan.params.grid.step,
                     activity: &act,
-                    valid_frames: valid_frames.min(act.frames),
+                    valid_frames,
                     features: if has_features { &cache.data } else { &[] },
-                    features_offset: cache.offset(w.start as usize),
+                    features_offset: cache.offset(from),
                 };
                 let turns = diarizer.push_window(&obs, &mut embed)?;
                 windows += 1;

@@ -166,10 +166,10 @@ fn concurrent_streams_of_real_recordings_meet_a_der_bound_and_never_change_a_fin
         pooled += b;
     }
     eprintln!("pooled streaming DER {:.2} %", 100.0 * pooled.der());
-    // Measured 13.7 % pooled over these five fixtures (15.6 % with `context_secs = 0`), with
+    // Measured 11.9 % pooled over these five fixtures (15.6 % with `context_secs = 0`), with
     // the streams in either backbone phase (the engine spreads concurrent streams over both).
     assert!(
-        pooled.der() <= 0.16,
+        pooled.der() <= 0.145,
         "pooled streaming DER {:.2} %",
         100.0 * pooled.der()
     );
