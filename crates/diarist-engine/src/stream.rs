@@ -478,8 +478,9 @@ struct InFlight {
     outcome: Outcome,
 }
 
-/// Backbone feature frames of the stream's newest window, on the stream's feature grid (frame
-/// `k` starts at sample `k * step`), built from the runs of that window and the ones before it.
+/// Backbone feature frames of the stream's newest window and its context, on the stream's
+/// feature grid (frame `k` starts at sample `k * step`), built from the runs of that window and
+/// the ones before it.
 struct FeatureCache {
     /// Stream-wide index of the first frame held.
     first: usize,
