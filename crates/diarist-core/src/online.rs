@@ -597,6 +597,24 @@ mod tests {
         )
     }
 
+    /// A window of 6 valid frames starting (context included) at sample `start`, its features
+    /// beginning there.
+    fn observe<'a>(
+        start: usize,
+        context_frames: usize,
+        activity: &'a LocalActivity,
+        features: &'a [f32],
+    ) -> WindowObservation<'a> {
+        WindowObservation {
+            start,
+            context_frames,
+            activity,
+            valid_frames: 6,
+            features,
+            features_offset: 0,
+        }
+    }
+
     /// Weighted mean of the 2-d features per speaker.
     fn mean(features: &[f32], weights: &[f32], speakers: usize) -> Result<Vec<Vec<f32>>, ()> {
         let frames = features.len() / 2;
@@ -638,14 +656,7 @@ mod tests {
                 .collect();
             let voices: Vec<[f32; 2]> = frames.iter().map(|&g| voice(truth(g))).collect();
             let (act, feats) = window(&who, &voices);
-            let obs = WindowObservation {
-                start: first * 10,
-                context_frames: 0,
-                activity: &act,
-                valid_frames: 6,
-                features: &feats,
-                features_offset: 0,
-            };
+            let obs = observe(first * 10, 0, &act, &feats);
             events.extend(d.push_window(&obs, &mut mean).unwrap());
         }
         events.extend(d.finish(total_frames * 10));
@@ -671,14 +682,7 @@ mod tests {
         let bob = d.enroll("bob", &[0.0, 2.0]);
         let who = vec![Some(0); 6];
         let (act, feats) = window(&who, &[[0.1, 1.0]; 6]);
-        let obs = WindowObservation {
-            start: 0,
-            context_frames: 0,
-            activity: &act,
-            valid_frames: 6,
-            features: &feats,
-            features_offset: 0,
-        };
+        let obs = observe(0, 0, &act, &feats);
         let mut events = d.push_window(&obs, &mut mean).unwrap();
         events.extend(d.finish(60));
         assert_eq!(d.speaker_names(), [Some("bob".to_string())]);
@@ -695,14 +699,7 @@ mod tests {
         let mut d = OnlineDiarizer::new(params());
         let (act, feats) = window(&[None; 6], &[[0.0, 0.0]; 6]);
         for w in 0..3 {
-            let obs = WindowObservation {
-                start: w * 20,
-                context_frames: 0,
-                activity: &act,
-                valid_frames: 6,
-                features: &feats,
-                features_offset: 0,
-            };
+            let obs = observe(w * 20, 0, &act, &feats);
             assert!(d.push_window(&obs, &mut mean).unwrap().is_empty());
         }
         assert!(d.finish(100).is_empty());
@@ -719,14 +716,7 @@ mod tests {
         for with_context in [false, true] {
             let mut d = OnlineDiarizer::new(params());
             let (act, feats) = window(&[Some(0); 6], &[a; 6]);
-            let obs = WindowObservation {
-                start: 0,
-                context_frames: 0,
-                activity: &act,
-                valid_frames: 6,
-                features: &feats,
-                features_offset: 0,
-            };
+            let obs = observe(0, 0, &act, &feats);
             d.push_window(&obs, &mut mean).unwrap();
             // The next window (frames 2..8), alone or after two frames of context in which slot
             // 0 is voice A; in the window itself only slot 1 talks, with voice B.
@@ -736,14 +726,7 @@ mod tests {
             let mut voices = vec![a; context];
             voices.extend([b; 6]);
             let (act, feats) = window(&who, &voices);
-            let obs = WindowObservation {
-                start: (2 - context) * 10,
-                context_frames: context,
-                activity: &act,
-                valid_frames: 6,
-                features: &feats,
-                features_offset: 0,
-            };
+            let obs = observe((2 - context) * 10, context, &act, &feats);
             d.push_window(&obs, &mut mean).unwrap();
             let expected = if with_context { 2 } else { 1 };
             assert_eq!(d.speaker_count(), expected, "context: {with_context}");
@@ -763,14 +746,7 @@ mod tests {
             pooled.push((f.len() / 2, n, w.to_vec()));
             mean(f, w, n)
         };
-        let obs = WindowObservation {
-            start: 0,
-            context_frames: 0,
-            activity: &act,
-            valid_frames: 6,
-            features: &feats[..4 * 2],
-            features_offset: 0,
-        };
+        let obs = observe(0, 0, &act, &feats[..4 * 2]);
         d.push_window(&obs, &mut pool).unwrap();
         assert_eq!(
             d.speaker_names().len(),
@@ -779,14 +755,7 @@ mod tests {
         );
         assert_eq!(pooled, [(4, 1, vec![1.0; 4])]);
         // With no features at all nothing is judged.
-        let obs = WindowObservation {
-            start: 20,
-            context_frames: 0,
-            activity: &act,
-            valid_frames: 6,
-            features: &[],
-            features_offset: 0,
-        };
+        let obs = observe(20, 0, &act, &[]);
         d.push_window(&obs, &mut mean).unwrap();
         assert_eq!(d.speaker_names().len(), 1);
     }

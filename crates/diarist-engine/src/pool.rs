@@ -99,7 +99,7 @@ pub struct InferencePool {
 
 impl InferencePool {
     /// Loads the models once per worker and starts the batcher. `window` is the length, in
-    /// samples, of every window the streams will send.
+    /// samples, of every window the streams will send (not counting the context before it).
     pub fn start(config: &Config, workers: usize, window: usize) -> Result<Self, EngineError> {
         let stats = Arc::new(Stats::default());
         let (tx, rx) = mpsc::channel::<Msg>();

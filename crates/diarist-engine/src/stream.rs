@@ -166,7 +166,7 @@ fn short_run_length(info: &ModelInfo, requested: usize, stride: usize, window: u
 #[derive(Debug, Clone)]
 struct StreamPlan {
     window: usize,
-    /// Audio the segmentation model hears before each window, on the segmentation frame grid.
+    /// Samples the segmentation model hears before each window (a multiple of its frame step).
     context: usize,
     /// On the segmentation frame grid.
     hop: usize,
@@ -538,7 +538,7 @@ impl Driver {
         let mut windower = Windower::new(plan.window, plan.hop, plan.context);
         let (reply_tx, reply_rx) = mpsc::channel::<WindowReply>();
         let mut scratch = vec![0f32; plan.hop.max(4096)];
-        let mut window_audio: Vec<f32> = Vec::with_capacity(plan.window);
+        let mut window_audio: Vec<f32> = Vec::with_capacity(plan.context + plan.window);
         let mut in_flight: BTreeMap<u64, InFlight> = BTreeMap::new();
         let mut next_seq = 0u64;
         let mut arrivals: VecDeque<Arrival> = VecDeque::new();
@@ -699,7 +699,9 @@ impl Driver {
                 } else {
                     plan.params.grid.frames_covering(w.valid_samples)
                 };
-                let (act, context, has_features) = match w.outcome {
+                // The activity covers the window's context and the window; a lost window has no
+                // context and no features.
+                let (act, context, features) = match w.outcome {
                     Outcome::Done(out) => {
                         let out = out.map_err(EngineError::ModelsUnavailable)?;
                         let act = activity::decode(
@@ -708,9 +710,7 @@ impl Driver {
                             plan.info.speakers,
                             &plan.info.kind,
                         );
-                        let from = w.start as usize - w.context;
-                        cache.update(from, w.backbone_at, w.whole, out.features);
-                        (act, w.context, true)
+                        (act, w.context, Some(out.features))
                     }
                     // (Pending windows stop the loop above.)
                     Outcome::Lost | Outcome::Pending => {
@@ -722,10 +722,14 @@ impl Driver {
                             speakers,
                             active: silent,
                         };
-                        (act, 0, false)
+                        (act, 0, None)
                     }
                 };
                 let from = w.start as usize - context;
+                let has_features = features.is_some();
+                if let Some(f) = features {
+                    cache.update(from, w.backbone_at, w.whole, f);
+                }
                 let obs = WindowObservation {
                     start: from,
                     context_frames: context / plan.params.grid.step,
