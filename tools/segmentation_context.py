@@ -18,36 +18,98 @@ in diarist. Rows:
   context (`[streaming] context_secs`).
 - the best post-processing found for the offline 10 s count (gap filling, turn padding): how
   close the detection alone gets to a reference that marks whole utterances (the simulated set).
+
+Frames describe the instant `frame_offset` samples after their receptive field's centre (the
+manifest's value); `--offsets 0,10,20` adds offline 10 s rows for other offsets, in ms, which is
+how the manifest's value was chosen.
+
+`--oracle 0,3` adds, for each context length in seconds, the streaming DER that diarist's
+aggregation (Hann taper over the window's frames, rounded mean count, the speakers with the most
+weighted activity) would give if every window's local speakers were mapped to reference speakers
+by their best one-to-one overlap in the window's own frames: an assignment that knows the answer
+window by window, so the confusion left is what the segmentation's slots force (a slot holding
+two voices in every window that decides a turn). It is not a bound for an assignment that
+carries its decisions from window to window: such an assignment can give a window's merged slot
+to the voice the slot held before, where this oracle gives it to the voice with more speech.
 """
 
 import argparse
+import tomllib
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 from scipy.io import wavfile
+from scipy.optimize import linear_sum_assignment
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "models/segmentation-3.0/segmentation-3.0.int8.onnx"
 CLASSES = [[], [0], [1], [2], [0, 1], [0, 2], [1, 2]]
 SPEAKERS = np.array([len(c) for c in CLASSES])
+ACTIVE = np.array([[k in c for k in range(3)] for c in CLASSES], dtype=float)
 STEP, LENGTH, RATE = 270, 991, 16000
 HOP = 59 * STEP
+OFFSET = tomllib.loads((MODEL.parent / "manifest.toml").read_text())["output"].get("frame_offset", 0)
 
 
 def frames_covering(samples):
     return (samples - LENGTH // 2 + STEP - 1) // STEP
 
 
-def reference_count(rttm, frames):
-    count = np.zeros(frames)
-    centre = np.arange(frames) * STEP + LENGTH // 2
+def reference_activity(rttm, frames, offset=OFFSET):
+    """[frames, reference speakers]: who speaks at the instant each frame describes."""
+    speakers = {}
+    centre = np.arange(frames) * STEP + LENGTH // 2 + offset
     for line in rttm.read_text().splitlines():
         f = line.split()
         start = float(f[3]) * RATE
         end = start + float(f[4]) * RATE
-        count += (centre >= start) & (centre < end)
-    return count
+        row = speakers.setdefault(f[7], np.zeros(frames, bool))
+        row |= (centre >= start) & (centre < end)
+    return np.array(list(speakers.values()), dtype=float).T.reshape(frames, -1)
+
+
+def reference_count(rttm, frames, offset=OFFSET):
+    return reference_activity(rttm, frames, offset).sum(axis=1)
+
+
+def oracle_streaming(session, audio, ref, context):
+    """(miss, false alarm, confusion, reference) frames of diarist's streaming aggregation
+    with each window's slots mapped to reference speakers by the best overlap."""
+    frames, known = ref.shape
+    window = int(round(3 * RATE / STEP))
+    context = int(round(context * RATE / STEP))
+    taper = 0.01 + 0.99 * np.sin(np.pi * (np.arange(window) + 0.5) / window) ** 2
+    weight, count = np.zeros(frames), np.zeros(frames)
+    votes = np.zeros((frames, known + 3))
+    for first in range(0, frames, HOP // STEP):
+        heard = max(0, first - context)
+        end = (first + window - 1) * STEP + LENGTH
+        chunk = audio[heard * STEP : end]
+        if len(chunk) < LENGTH:
+            break
+        chunk = np.pad(chunk, (0, end - heard * STEP - len(chunk)))
+        scores = session.run(None, {"waveform": chunk[None, None, :]})[0][0]
+        act = ACTIVE[np.argmax(scores, axis=1)][first - heard :][: frames - first]
+        n = len(act)
+        overlap = act.T @ ref[first : first + n]
+        label = [known + k for k in range(3)]
+        for slot, speaker in zip(*linear_sum_assignment(-overlap)):
+            if overlap[slot, speaker] > 0:
+                label[slot] = speaker
+        w = taper[:n]
+        weight[first : first + n] += w
+        count[first : first + n] += w * act.sum(axis=1)
+        for slot in range(3):
+            votes[first : first + n, label[slot]] += w * act[:, slot]
+    n = np.round(count / np.maximum(weight, 1e-9)).astype(int)
+    order = np.argsort(-votes, axis=1, kind="stable")
+    hyp = np.zeros_like(votes)
+    for f in range(frames):
+        hyp[f, order[f, : n[f]]] = 1
+    r, h = ref.sum(axis=1), hyp.sum(axis=1)
+    correct = (hyp[:, :known] * ref).sum(axis=1)
+    return np.maximum(r - h, 0).sum(), np.maximum(h - r, 0).sum(), (np.minimum(r, h) - correct).sum(), r.sum()
 
 
 def window_counts(session, audio, window):
@@ -97,6 +159,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--eval", type=Path, default=ROOT.parent / "shared/eval")
     ap.add_argument("--windows", default="3,5,6,7,10", help="window lengths, seconds")
+    ap.add_argument("--offsets", default="", help="frame offsets to compare, ms (10 s windows)")
+    ap.add_argument("--oracle", default="", help="contexts for the oracle streaming DER, seconds")
     args = ap.parse_args()
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
@@ -105,6 +169,7 @@ def main():
     recordings = {s: sorted((args.eval / s).glob("*.wav")) for s in sets}
     fps = RATE / STEP
     rules = {}
+    offsets = {}
     for seconds in [float(w) for w in args.windows.split(",")]:
         window = int(seconds * RATE)
         per_set = {}
@@ -118,6 +183,10 @@ def main():
                 ref = reference_count(wav.with_suffix(".rttm"), frames)
                 wins = window_counts(session, x, window)
                 rows.append((ref, wins, frames))
+                if seconds == 10:
+                    for ms in [float(v) for v in args.offsets.split(",") if v]:
+                        shifted = reference_count(wav.with_suffix(".rttm"), frames, int(ms * RATE / 1000))
+                        offsets.setdefault(ms, {}).setdefault(name, []).append((shifted, wins, frames))
             per_set[name] = rows
         rules[f"offline, {seconds:g} s windows"] = (per_set, lambda w, f: aggregate(w, f))
         if seconds >= 3:
@@ -134,6 +203,9 @@ def main():
                         gap, on, off
                     ),
                 )
+    for ms, per_set in offsets.items():
+        rules[f"offline, 10 s windows, frames describe centre + {ms:g} ms"] = (per_set, lambda w, f: aggregate(w, f))
+    print(f"frames describe their receptive field's centre + {OFFSET} samples (manifest frame_offset)")
     print(f"{'count rule':70s}" + "".join(f"{s:>26s}" for s in sets))
     print(f"{'':70s}" + "".join(f"{'miss + FA = sum %':>26s}" for _ in sets))
     for label, (per_set, rule) in rules.items():
@@ -146,6 +218,19 @@ def main():
                 fa += np.maximum(hyp - ref, 0).sum()
                 total += ref.sum()
             cells.append(f"{100 * miss / total:6.2f} + {100 * fa / total:5.2f} = {100 * (miss + fa) / total:5.2f}")
+        print(f"{label:70s}" + "".join(f"{c:>26s}" for c in cells))
+    for context in [float(c) for c in args.oracle.split(",") if c]:
+        cells = []
+        for name in sets:
+            sums = np.zeros(4)
+            for wav in recordings[name]:
+                _, x = wavfile.read(wav)
+                x = (x / 32768.0).astype(np.float32)
+                ref = reference_activity(wav.with_suffix(".rttm"), frames_covering(len(x)))
+                sums += oracle_streaming(session, x, ref, context)
+            miss, fa, conf = 100 * sums[:3] / sums[3]
+            cells.append(f"{miss:.1f} + {fa:.1f} + {conf:.1f} = {miss + fa + conf:5.2f}")
+        label = f"oracle streaming DER (miss + FA + conf), {context:g} s context"
         print(f"{label:70s}" + "".join(f"{c:>26s}" for c in cells))
 
 

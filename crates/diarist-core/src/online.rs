@@ -223,8 +223,7 @@ impl OnlineDiarizer {
         if g == 0 {
             0
         } else {
-            let step = self.p.grid.step;
-            g * step + self.p.grid.length / 2 - step / 2
+            self.p.grid.centre(g) - self.p.grid.step / 2
         }
     }
 
@@ -559,10 +558,12 @@ mod tests {
             grid: FrameGrid {
                 step: 10,
                 length: 10,
+                offset: 0,
             },
             feature_grid: FrameGrid {
                 step: 10,
                 length: 10,
+                offset: 0,
             },
             feature_dim: 2,
             window_frames: 6,

@@ -2,9 +2,9 @@
 //! per-frame speaker count, overlap-aware speaker activity, an exclusive (one speaker at a time)
 //! activity, and speaker turns in samples.
 //!
-//! All windows share one frame grid: recording frame `g` covers samples `[g·step, g·step+length)`,
-//! and a window starting at sample `first_frame·step` maps its frame `f` to recording frame
-//! `first_frame + f`.
+//! All windows share one frame grid: recording frame `g` hears samples `[g·step, g·step+length)`
+//! and describes the instant `g·step + length/2 + offset`, and a window starting at sample
+//! `first_frame·step` maps its frame `f` to recording frame `first_frame + f`.
 
 use crate::activity::LocalActivity;
 
@@ -15,10 +15,19 @@ pub struct FrameGrid {
     pub step: usize,
     /// Samples covered by one frame.
     pub length: usize,
+    /// Samples from a frame's receptive-field centre to the instant it describes (a model whose
+    /// labels lag or lead its receptive field; 0 for most).
+    pub offset: usize,
 }
 
 impl FrameGrid {
-    /// Number of grid frames needed to cover `samples` samples (frames whose centre lies inside).
+    /// The instant frame `g` describes, in samples.
+    pub fn centre(&self, g: usize) -> usize {
+        g * self.step + self.length / 2 + self.offset
+    }
+
+    /// Number of grid frames needed to cover `samples` samples (frames whose receptive-field
+    /// centre lies inside).
     pub fn frames_covering(&self, samples: usize) -> usize {
         let centre = self.length / 2;
         if samples <= centre {
@@ -28,9 +37,9 @@ impl FrameGrid {
         }
     }
 
-    /// The frame whose centre lies nearest to sample position `centre`.
+    /// The frame that describes the instant nearest to sample position `centre`.
     pub fn nearest(&self, centre: f64) -> usize {
-        ((centre - (self.length / 2) as f64) / self.step as f64)
+        ((centre - (self.length / 2 + self.offset) as f64) / self.step as f64)
             .round()
             .max(0.0) as usize
     }
@@ -38,7 +47,7 @@ impl FrameGrid {
     /// Sample range `[start, end)` that frame `g` stands for in the output: a `step`-long span
     /// around its centre, widened to the recording's edges at the first and last frame.
     pub fn span(&self, g: usize, frames: usize, total_samples: usize) -> (usize, usize) {
-        let centre = g * self.step + self.length / 2;
+        let centre = self.centre(g);
         let start = if g == 0 {
             0
         } else {
@@ -291,6 +300,7 @@ mod tests {
         let grid = FrameGrid {
             step: 10,
             length: 30,
+            offset: 0,
         };
         // speaker 0: frames 0-2 on, 3 off, 4-5 on; speaker 1: frame 7 on.
         let rows: [[u8; 2]; 8] = [
@@ -397,11 +407,37 @@ mod tests {
         let grid = FrameGrid {
             step: 270,
             length: 991,
+            offset: 0,
         };
         assert_eq!(grid.frames_covering(0), 0);
         assert_eq!(grid.frames_covering(100), 1);
         let n = grid.frames_covering(160_000);
         assert_eq!(grid.span(n - 1, n, 160_000).1, 160_000);
         assert!((n - 1) * 270 + 495 < 160_000 && n * 270 + 495 >= 160_000);
+    }
+
+    #[test]
+    fn an_offset_moves_the_instants_frames_describe_but_not_their_count() {
+        let plain = FrameGrid {
+            step: 270,
+            length: 991,
+            offset: 0,
+        };
+        let late = FrameGrid {
+            offset: 320,
+            ..plain
+        };
+        assert_eq!(
+            late.frames_covering(160_000),
+            plain.frames_covering(160_000)
+        );
+        assert_eq!(late.centre(10), plain.centre(10) + 320);
+        let (a, b) = plain.span(10, 100, 160_000);
+        assert_eq!(late.span(10, 100, 160_000), (a + 320, b + 320));
+        // The first and last frames still reach the recording's edges.
+        assert_eq!(late.span(0, 100, 160_000).0, 0);
+        assert_eq!(late.span(99, 100, 160_000).1, 160_000);
+        assert_eq!(late.nearest(late.centre(42) as f64), 42);
+        assert_eq!(plain.nearest(late.centre(42) as f64), 43);
     }
 }

@@ -111,9 +111,11 @@ impl Plan {
     fn new(models: &Models, cfg: &OfflineConfig) -> Result<Self, EngineError> {
         let spec = models.segmentation.spec();
         let out = &spec.manifest.output;
+        let frames = spec.frames();
         let grid = FrameGrid {
-            step: spec.frames().step,
-            length: spec.frames().length,
+            step: frames.step,
+            length: frames.length,
+            offset: frames.offset,
         };
         let speakers = out.max_speakers.unwrap_or(0);
         let kind = score_kind(spec, cfg.multilabel_threshold)?;

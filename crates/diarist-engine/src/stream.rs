@@ -306,6 +306,7 @@ impl Engine {
         let grid = FrameGrid {
             step,
             length: info.frames.length,
+            offset: info.frames.offset,
         };
         let window_frames = info.frames.frames(window);
         let frames_of = |v: f64| (secs(v) as f64 / step as f64).round() as usize;
@@ -314,6 +315,7 @@ impl Engine {
             feature_grid: FrameGrid {
                 step: info.features.step,
                 length: info.features.length,
+                offset: 0,
             },
             feature_dim: info.feature_dim,
             window_frames,
@@ -882,10 +884,12 @@ mod tests {
         let grid = FrameGrid {
             step: 270,
             length: 991,
+            offset: 320,
         };
         let features = FrameGeometry {
             step: 320,
             length: 400,
+            offset: 0,
         };
         let mut plan = StreamPlan {
             window: 48_000,
@@ -901,6 +905,7 @@ mod tests {
                 feature_grid: FrameGrid {
                     step: features.step,
                     length: features.length,
+                    offset: 0,
                 },
                 feature_dim: 512,
                 window_frames: 175,
@@ -916,6 +921,7 @@ mod tests {
                 frames: FrameGeometry {
                     step: grid.step,
                     length: grid.length,
+                    offset: grid.offset,
                 },
                 kind: ScoreKind::Powerset {
                     classes: Vec::new(),

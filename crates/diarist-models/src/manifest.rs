@@ -124,6 +124,9 @@ pub struct OutputSection {
     pub frame_step: Option<usize>,
     /// Segmentation: receptive field of one output frame, in samples.
     pub frame_length: Option<usize>,
+    /// Segmentation: samples from an output frame's receptive-field centre to the instant its
+    /// labels describe (0 when absent), as measured against reference annotation.
+    pub frame_offset: Option<usize>,
     /// Segmentation: speakers per window.
     pub max_speakers: Option<usize>,
     /// Powerset: the speakers active in each class.
@@ -213,6 +216,8 @@ pub struct FrameGeometry {
     pub step: usize,
     /// Samples covered by one frame.
     pub length: usize,
+    /// Samples from a frame's receptive-field centre to the instant it describes.
+    pub offset: usize,
 }
 
 impl FrameGeometry {
@@ -315,6 +320,7 @@ impl ModelSpec {
         FrameGeometry {
             step: o.frame_step.unwrap_or(1),
             length: o.frame_length.unwrap_or(1),
+            offset: o.frame_offset.unwrap_or(0),
         }
     }
 }

@@ -307,6 +307,7 @@ impl EmbeddingModel {
         FrameGeometry {
             step: i.weights_frame_step.unwrap_or(1),
             length: i.weights_frame_length.unwrap_or(1),
+            offset: 0,
         }
     }
 
@@ -316,6 +317,7 @@ impl EmbeddingModel {
             (Graphs::Split { .. }, Some(s)) => Some(FrameGeometry {
                 step: s.feature_step,
                 length: s.feature_length,
+                offset: 0,
             }),
             _ => None,
         }
