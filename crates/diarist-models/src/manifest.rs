@@ -342,7 +342,10 @@ impl Manifest {
                     _ => Err(format!("segmentation models need a positive output.{what}")),
                 };
                 need(o.frame_step, "frame_step")?;
-                need(o.frame_length, "frame_length")?;
+                let length = need(o.frame_length, "frame_length")?;
+                if o.frame_offset.unwrap_or(0) >= length / 2 {
+                    return Err("output.frame_offset must lie within half a frame_length".into());
+                }
                 let speakers = need(o.max_speakers, "max_speakers")?;
                 match o.kind {
                     OutputKind::Powerset => {

@@ -34,6 +34,7 @@ fn shipped_manifests_load_and_verify() {
     assert_eq!(seg.manifest.output.kind, OutputKind::Powerset);
     assert_eq!(seg.frames().frames(160_000), 589);
     assert_eq!(seg.frames().frames(48_000), 175);
+    assert_eq!(seg.frames().offset, 320);
     assert!(seg.dir.join(&seg.manifest.model.licence_file).is_file());
     seg.read_verified().unwrap();
     let int8 = ModelSpec::load(&root().join("models/segmentation-3.0"), Some("int8")).unwrap();
@@ -47,6 +48,7 @@ fn shipped_manifests_load_and_verify() {
     assert!(emb.manifest.split.is_some());
     let w2v = ModelSpec::load(&root().join("models/wav2vec2-test"), None).unwrap();
     assert_eq!(w2v.manifest.output.kind, OutputKind::Multilabel);
+    assert_eq!(w2v.frames().offset, 0);
 }
 
 #[test]
@@ -69,6 +71,14 @@ fn malformed_and_tampered_models_are_refused() {
         ModelSpec::load(&dir, None),
         Err(ModelError::Manifest { .. })
     ));
+    // The instant a frame describes must lie inside what it hears.
+    std::fs::write(
+        dir.join("manifest.toml"),
+        manifest.replace("frame_step = 320", "frame_step = 320\nframe_offset = 200"),
+    )
+    .unwrap();
+    let err = ModelSpec::load(&dir, None).unwrap_err();
+    assert!(err.to_string().contains("frame_offset"), "{err}");
     std::fs::write(dir.join("manifest.toml"), &manifest).unwrap();
     std::fs::write(dir.join("wav2vec2-test.onnx"), b"not a model").unwrap();
     let spec = ModelSpec::load(&dir, None).unwrap();
