@@ -13,6 +13,15 @@ pub mod stream;
 pub use config::{Config, StreamingConfig};
 pub use stream::{Engine, Event, Stream, StreamOptions, Summary, Voiceprint};
 
+/// The frame grid of a model's output or feature frames, as the core algorithms take it.
+fn frame_grid(g: diarist_models::FrameGeometry) -> diarist_core::reconstruct::FrameGrid {
+    diarist_core::reconstruct::FrameGrid {
+        step: g.step,
+        length: g.length,
+        offset: g.offset,
+    }
+}
+
 /// Everything that can stop a diarization.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {

@@ -21,7 +21,7 @@ use diarist_models::{
 };
 
 use crate::config::OfflineConfig;
-use crate::{Config, EngineError};
+use crate::{Config, EngineError, frame_grid};
 
 /// Sample rate of everything the engine handles.
 pub const SAMPLE_RATE: usize = 16_000;
@@ -111,12 +111,7 @@ impl Plan {
     fn new(models: &Models, cfg: &OfflineConfig) -> Result<Self, EngineError> {
         let spec = models.segmentation.spec();
         let out = &spec.manifest.output;
-        let frames = spec.frames();
-        let grid = FrameGrid {
-            step: frames.step,
-            length: frames.length,
-            offset: frames.offset,
-        };
+        let grid = frame_grid(spec.frames());
         let speakers = out.max_speakers.unwrap_or(0);
         let kind = score_kind(spec, cfg.multilabel_threshold)?;
         let secs = |s: f64| (s * SAMPLE_RATE as f64).round() as usize;

@@ -17,12 +17,11 @@ use std::time::{Duration, Instant};
 use diarist_audio::{Arrival, AudioReader, AudioWriter, Read, Windower, audio_ring};
 use diarist_core::activity;
 use diarist_core::online::{OnlineDiarizer, OnlineParams, TurnStatus, WindowObservation};
-use diarist_core::reconstruct::FrameGrid;
 use serde::{Deserialize, Serialize};
 
 use crate::pool::{InferencePool, ModelInfo, PoolClient, WindowOutput, WindowReply};
 use crate::stats::{Stage, Stats};
-use crate::{Config, EngineError};
+use crate::{Config, EngineError, frame_grid};
 
 /// Sample rate of every stream.
 pub const SAMPLE_RATE: u64 = crate::offline::SAMPLE_RATE as u64;
@@ -302,21 +301,13 @@ impl Engine {
         let window = secs(s.window_secs);
         let pool = InferencePool::start(config, workers, window)?;
         let info = pool.info().clone();
-        let step = info.frames.step.max(1);
-        let grid = FrameGrid {
-            step,
-            length: info.frames.length,
-            offset: info.frames.offset,
-        };
+        let grid = frame_grid(info.frames);
+        let step = grid.step.max(1);
         let window_frames = info.frames.frames(window);
         let frames_of = |v: f64| (secs(v) as f64 / step as f64).round() as usize;
         let params = OnlineParams {
             grid,
-            feature_grid: FrameGrid {
-                step: info.features.step,
-                length: info.features.length,
-                offset: 0,
-            },
+            feature_grid: frame_grid(info.features),
             feature_dim: info.feature_dim,
             window_frames,
             hop_frames: 0,
@@ -872,16 +863,15 @@ mod tests {
 
     use diarist_core::activity::ScoreKind;
     use diarist_core::online::OnlineParams;
-    use diarist_core::reconstruct::FrameGrid;
     use diarist_models::FrameGeometry;
 
-    use super::{FeatureCache, PhaseLease, StreamPlan};
+    use super::{FeatureCache, PhaseLease, StreamPlan, frame_grid};
     use crate::pool::ModelInfo;
 
     /// The default plan's geometry: 3 s windows every second, a 2.5 s backbone run for every
     /// other window, on segmentation-3.0's and CAM++'s frame grids.
     fn plan(phase: usize) -> StreamPlan {
-        let grid = FrameGrid {
+        let frames = FrameGeometry {
             step: 270,
             length: 991,
             offset: 320,
@@ -901,12 +891,8 @@ mod tests {
             buffer: 160_000,
             max_in_flight: 4,
             params: OnlineParams {
-                grid,
-                feature_grid: FrameGrid {
-                    step: features.step,
-                    length: features.length,
-                    offset: 0,
-                },
+                grid: frame_grid(frames),
+                feature_grid: frame_grid(features),
                 feature_dim: 512,
                 window_frames: 175,
                 hop_frames: 0,
@@ -918,11 +904,7 @@ mod tests {
                 max_speakers: None,
             },
             info: ModelInfo {
-                frames: FrameGeometry {
-                    step: grid.step,
-                    length: grid.length,
-                    offset: grid.offset,
-                },
+                frames,
                 kind: ScoreKind::Powerset {
                     classes: Vec::new(),
                 },
