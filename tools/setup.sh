@@ -10,8 +10,9 @@ ORT_DIR=.ort
 ORT_LIB="$ORT_DIR/libonnxruntime.so.$ORT_VERSION"
 
 need_pkgs=()
-# chromium and chromium-driver: the browser page's end-to-end test (headless, over WebDriver)
-for p in pkg-config libasound2-dev unzip chromium chromium-driver; do
+# chromium and chromium-driver: the browser page's end-to-end test (headless, over WebDriver);
+# qemu-user: the golden model-output test also runs as an AVX2-only CPU (qemu-x86_64 -cpu EPYC-Rome)
+for p in pkg-config libasound2-dev unzip chromium chromium-driver qemu-user; do
   dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
 python3 -m pip --version >/dev/null 2>&1 || need_pkgs+=(python3-pip)

@@ -220,8 +220,12 @@ fp32 = {{ file = "model.fp32.onnx", sha256 = "{sha256(out_dir / 'model.fp32.onnx
 
 
 def export(model, tokenizer, out_dir, name, description, dev_scores):
-    """ONNX fp32 + per-channel dynamic INT8, tokenizer, labels, licence and manifest."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    """ONNX fp32 + per-channel dynamic INT8 (7-bit weights: the same numbers on every x86-64
+    CPU, see tools/quantize_models.py), tokenizer, labels, licence and manifest."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from quantize_models import quantize_pii
 
     out_dir.mkdir(parents=True, exist_ok=True)
     model.eval()
@@ -233,7 +237,7 @@ def export(model, tokenizer, out_dir, name, description, dev_scores):
                       dynamic_axes={"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
                                     "logits": {0: "batch", 1: "tokens"}})
     int8 = out_dir / "model.int8.onnx"
-    quantize_dynamic(str(fp32), str(int8), per_channel=True, weight_type=QuantType.QInt8)
+    quantize_pii(fp32, int8)
     # parity against PyTorch
     import onnxruntime as ort
 

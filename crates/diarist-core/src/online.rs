@@ -62,6 +62,10 @@ pub struct WindowObservation<'a> {
     /// Frames of the window holding real audio (fewer than `window_frames` for a zero-padded
     /// last window).
     pub valid_frames: usize,
+    /// Frames of the window that may become final now: `window_frames`, but for a last window
+    /// cut short only those whose span ends inside its real audio (the end of the stream
+    /// finalises the rest), so that no final turn reaches past the audio received.
+    pub final_frames: usize,
     /// Backbone features of the context and the window, `[frames, dimension]` row-major.
     pub features: &'a [f32],
     /// Samples from `start` to the start of the first feature frame.
@@ -245,7 +249,7 @@ impl OnlineDiarizer {
             .clamp(self.p.hop_frames, self.p.window_frames);
         let upto = (first + self.p.window_frames + self.p.hop_frames)
             .saturating_sub(tentative)
-            .min(first + valid);
+            .min(first + valid.min(obs.final_frames));
         let mut events = Vec::new();
         self.finalise(upto, None, &mut events);
         Ok(events)
@@ -611,6 +615,7 @@ mod tests {
             context_frames,
             activity,
             valid_frames: 6,
+            final_frames: 6,
             features,
             features_offset: 0,
         }

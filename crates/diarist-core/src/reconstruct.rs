@@ -37,6 +37,17 @@ impl FrameGrid {
         }
     }
 
+    /// Number of leading frames whose output span (a step around the instant each describes) ends
+    /// within the first `samples` samples.
+    pub fn frames_within(&self, samples: usize) -> usize {
+        let reach = self.length / 2 + self.offset + self.step - self.step / 2;
+        if samples < reach {
+            0
+        } else {
+            (samples - reach) / self.step + 1
+        }
+    }
+
     /// The frame that describes the instant nearest to sample position `centre`.
     pub fn nearest(&self, centre: f64) -> usize {
         ((centre - (self.length / 2 + self.offset) as f64) / self.step as f64)
@@ -439,5 +450,14 @@ mod tests {
         assert_eq!(late.span(99, 100, 160_000).1, 160_000);
         assert_eq!(late.nearest(late.centre(42) as f64), 42);
         assert_eq!(plain.nearest(late.centre(42) as f64), 43);
+        // The frames whose span ends inside a stretch of audio: later with the offset.
+        for samples in [0, 949, 950, 48_000, 48_269, 48_270] {
+            let n = late.frames_within(samples);
+            if n > 0 {
+                assert!(late.span(n - 1, 1000, 1 << 30).1 <= samples, "{samples}");
+            }
+            assert!(late.span(n, 1000, 1 << 30).1 > samples, "{samples}");
+        }
+        assert!(late.frames_within(48_000) < plain.frames_within(48_000));
     }
 }

@@ -687,10 +687,14 @@ impl Driver {
                 let w = entry.remove();
                 let t = Instant::now();
                 let before = diarizer.final_samples() as u64;
-                let valid_frames = if w.valid_samples >= plan.window {
-                    plan.params.window_frames
+                let (valid_frames, final_frames) = if w.valid_samples >= plan.window {
+                    (plan.params.window_frames, plan.params.window_frames)
                 } else {
-                    plan.params.grid.frames_covering(w.valid_samples)
+                    let grid = plan.params.grid;
+                    (
+                        grid.frames_covering(w.valid_samples),
+                        grid.frames_within(w.valid_samples),
+                    )
                 };
                 // The activity covers the window's context and the window; a lost window has no
                 // context and no features.
@@ -728,6 +732,7 @@ impl Driver {
                     context_frames: context / plan.params.grid.step,
                     activity: &act,
                     valid_frames,
+                    final_frames,
                     features: if has_features { &cache.data } else { &[] },
                     features_offset: cache.offset(from),
                 };

@@ -129,28 +129,37 @@ fn run_with(
     (events, summary)
 }
 
-#[test]
-fn concurrent_streams_of_real_recordings_meet_a_der_bound_and_never_change_a_final_label() {
-    let engine = Engine::start(&config()).unwrap();
-    let ids = [
-        "pyannote_sample",
-        "ami_dev00",
-        "ami_trn05",
-        "ami_trn09",
-        "sim_ls_testother_3spk_04",
-    ];
+const FIXTURES: [&str; 5] = [
+    "pyannote_sample",
+    "ami_dev00",
+    "ami_trn05",
+    "ami_trn09",
+    "sim_ls_testother_3spk_04",
+];
+
+/// Streams every fixture in both backbone phases at once (ten concurrent streams with `options`),
+/// checks every stream's events and returns the DER pooled over all of them. Both phases, because
+/// one window's decision can move a single file's DER by points between phases.
+fn pooled_streaming_der(engine: &Engine, options: &StreamOptions, what: &str) -> f64 {
+    let runs: Vec<(&str, usize)> = FIXTURES
+        .iter()
+        .flat_map(|id| [(*id, 0), (*id, 1)])
+        .collect();
     let results: Vec<(Vec<Event>, Summary)> = std::thread::scope(|s| {
-        let handles: Vec<_> = ids
+        let handles: Vec<_> = runs
             .iter()
-            .map(|id| {
-                let engine = &engine;
-                s.spawn(move || run(engine, &format!("{id}.wav"), Pace::Fastest))
+            .map(|&(id, phase)| {
+                let options = StreamOptions {
+                    backbone_phase: Some(phase),
+                    ..options.clone()
+                };
+                s.spawn(move || run_with(engine, &format!("{id}.wav"), Pace::Fastest, options))
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let mut pooled = DerBreakdown::default();
-    for (id, (events, summary)) in ids.iter().zip(&results) {
+    for ((id, phase), (events, summary)) in runs.iter().zip(&results) {
         assert_eq!(summary.samples_lost, 0, "a file source never loses audio");
         let hyp = check_events(events, summary);
         let reference =
@@ -158,21 +167,23 @@ fn concurrent_streams_of_real_recordings_meet_a_der_bound_and_never_change_a_fin
         let uem = rttm::parse_uem(&std::fs::read_to_string(fixture(&format!("{id}.uem"))).unwrap())
             .unwrap();
         let b = der::score(&reference[*id], &hyp, Some(&uem[*id]), 0);
-        eprintln!("{id}: streaming DER {:.2} %", 100.0 * b.der());
-        if *id == "pyannote_sample" {
-            // Measured 9.9 %.
-            assert!(b.der() <= 0.11, "sample DER {:.2} %", 100.0 * b.der());
-        }
+        eprintln!(
+            "{what}: {id} phase {phase}: streaming DER {:.2} %",
+            100.0 * b.der()
+        );
         pooled += b;
     }
-    eprintln!("pooled streaming DER {:.2} %", 100.0 * pooled.der());
-    // Measured 11.9 % pooled over these five fixtures (15.6 % with `context_secs = 0`), with
-    // the streams in either backbone phase (the engine spreads concurrent streams over both).
-    assert!(
-        pooled.der() <= 0.145,
-        "pooled streaming DER {:.2} %",
-        100.0 * pooled.der()
-    );
+    eprintln!("{what}: pooled streaming DER {:.2} %", 100.0 * pooled.der());
+    pooled.der()
+}
+
+#[test]
+fn concurrent_streams_of_real_recordings_meet_a_der_bound_and_never_change_a_final_label() {
+    let engine = Engine::start(&config()).unwrap();
+    let der = pooled_streaming_der(&engine, &StreamOptions::default(), "1 s hop");
+    // Measured 13.75 % pooled over the five fixtures in both phases (13.85 / 13.64 % per
+    // phase), the same on AVX2 and AVX-512 VNNI CPUs (the models' outputs are identical there).
+    assert!(der <= 0.16, "pooled streaming DER {:.2} %", 100.0 * der);
 }
 
 #[test]
@@ -182,29 +193,18 @@ fn a_stream_may_choose_its_own_hop() {
         hop_secs: Some(0.5),
         ..Default::default()
     };
-    let (events, summary) = run_with(&engine, "pyannote_sample.wav", Pace::Fastest, options);
-    let hyp = check_events(&events, &summary);
-    let id = "pyannote_sample";
-    let reference =
-        rttm::parse(&std::fs::read_to_string(fixture(&format!("{id}.rttm"))).unwrap()).unwrap();
-    let uem =
-        rttm::parse_uem(&std::fs::read_to_string(fixture(&format!("{id}.uem"))).unwrap()).unwrap();
-    let b = der::score(&reference[id], &hyp, Some(&uem[id]), 0);
-    eprintln!("sample, 0.5 s hop: streaming DER {:.2} %", 100.0 * b.der());
-    // Measured 10.6 % with a 0.5 s hop (9.4 % at the default 1 s).
-    assert!(b.der() <= 0.13, "sample DER {:.2} %", 100.0 * b.der());
+    let der = pooled_streaming_der(&engine, &options, "0.5 s hop");
+    // Measured 14.16 % pooled (12.90 / 15.42 % per phase; 13.75 % at the default 1 s).
+    assert!(der <= 0.17, "pooled streaming DER {:.2} %", 100.0 * der);
     // A hop too long for the configured backbone_every windows to share one run (2 × 2 s > 3 s)
-    // runs the backbone for every window.
+    // runs the backbone for every window, so both phases are the same.
     let options = StreamOptions {
         hop_secs: Some(2.0),
         ..Default::default()
     };
-    let (events, summary) = run_with(&engine, "pyannote_sample.wav", Pace::Fastest, options);
-    let hyp = check_events(&events, &summary);
-    let b = der::score(&reference[id], &hyp, Some(&uem[id]), 0);
-    eprintln!("sample, 2 s hop: streaming DER {:.2} %", 100.0 * b.der());
-    // Measured 21.8 %.
-    assert!(b.der() <= 0.26, "sample DER {:.2} %", 100.0 * b.der());
+    let der = pooled_streaming_der(&engine, &options, "2 s hop");
+    // Measured 16.27 % pooled.
+    assert!(der <= 0.19, "pooled streaming DER {:.2} %", 100.0 * der);
     for hop in [0.01, 3.5, f64::NAN] {
         let options = StreamOptions {
             hop_secs: Some(hop),

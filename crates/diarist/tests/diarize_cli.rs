@@ -95,13 +95,10 @@ fn real_recordings_meet_der_bounds() {
     let o = diarist(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("5 files"), "{}", stderr(&o));
-    // Measured: sample 5.6 %, the three AMI excerpts 16.8 % pooled, simulated 13.3 %.
-    let sample = pooled_der(&["pyannote_sample"], &out).der();
-    assert!(sample <= 0.07, "pyannote sample DER {sample:.4}");
-    let ami = pooled_der(&["ami_dev00", "ami_trn05", "ami_trn09"], &out).der();
-    assert!(ami <= 0.20, "AMI DER {ami:.4}");
-    let sim = pooled_der(&["sim_ls_testother_3spk_04"], &out).der();
-    assert!(sim <= 0.16, "simulated DER {sim:.4}");
+    // Measured 12.79 % pooled over the five fixtures (sample 4.91 %, the three AMI excerpts
+    // 15.09 %, simulated 12.64 %), the same on AVX2 and AVX-512 VNNI CPUs.
+    let pooled = pooled_der(&ids, &out).der();
+    assert!(pooled <= 0.15, "pooled DER {pooled:.4}");
     // Same file id, same content: the batch is deterministic.
     let again = temp_dir("der-again");
     let o = diarist(&["diarize", "-o", again.to_str().unwrap(), &inputs[0]]);
