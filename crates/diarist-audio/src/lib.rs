@@ -2,9 +2,11 @@
 //! stream of 16 kHz mono `f32` samples: channels are averaged and other rates resampled.
 //!
 //! Memory does not grow with the file: [`AudioStream::read`] decodes one packet at a time. Bad
-//! input never panics: unreadable or unrecognised files are typed errors, a truncated file yields
-//! everything decodable before the damage (counted in [`DecodeStats`]), and non-finite samples
-//! become silence (counted too).
+//! input never panics: unreadable or unrecognised files are typed errors, as are headers claiming
+//! a sample rate or channel count outside the [`MIN_RATE`]..=[`MAX_RATE`] and [`MAX_CHANNELS`]
+//! limits; a truncated file yields everything decodable before the damage (counted in
+//! [`DecodeStats`]); samples are clipped to [-1, 1], and non-finite ones become silence (counted
+//! too).
 //!
 //! A microphone is captured with cpal ([`Capture`]). Live sources (microphones, sockets, files
 //! replayed as streams) hand 16 kHz samples to the
@@ -12,22 +14,26 @@
 //! windows. Not for: anything about models or speakers.
 
 mod capture;
+mod claims;
+mod limits;
+mod probe;
 mod resample;
 mod ring;
 
 use std::fs::File;
 use std::io::Cursor;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 
 use symphonia::core::audio::SampleBuffer;
 use symphonia::core::codecs::{CODEC_TYPE_NULL, Decoder, DecoderOptions};
 use symphonia::core::errors::Error as SymphoniaError;
-use symphonia::core::formats::{FormatOptions, FormatReader};
+use symphonia::core::formats::FormatReader;
 use symphonia::core::io::{MediaSource, MediaSourceStream};
-use symphonia::core::meta::MetadataOptions;
-use symphonia::core::probe::Hint;
 
 pub use capture::{Capture, CaptureError, CaptureInfo, forward_resampled, input_devices};
+pub use claims::Shortfall;
+pub use limits::{MAX_CHANNELS, MAX_RATE, MIN_RATE};
 pub use resample::Resampler;
 pub use ring::{
     Arrival, AudioReader, AudioWriter, Gap, Read, ReaderGone, WindowCut, Windower, audio_ring,
@@ -63,9 +69,25 @@ pub enum AudioError {
         /// The decoder's message.
         reason: String,
     },
-    /// The stream's parameters are unusable (e.g. a zero sample rate).
+    /// The stream's parameters are unusable (e.g. no sample rate).
     #[error("invalid stream: {0}")]
     Invalid(String),
+    /// The header's sample rate is outside [`MIN_RATE`]..=[`MAX_RATE`].
+    #[error("sample rate {0} Hz is outside the {MIN_RATE}-{MAX_RATE} Hz this decoder accepts")]
+    SampleRate(u32),
+    /// The header's channel count is 0 or above [`MAX_CHANNELS`].
+    #[error("{0} channels: this decoder accepts 1 to {MAX_CHANNELS}")]
+    Channels(u64),
+    /// The container's header claims lengths its file cannot hold.
+    #[error("damaged header: {0}")]
+    Header(String),
+    /// The decoder gave up on a malformed stream in a way it does not report as an error (a
+    /// panic inside symphonia, caught at this crate's boundary).
+    #[error("malformed stream: {0}")]
+    Malformed(String),
+    /// The header claims audio data the file does not hold, and none of it could be decoded.
+    #[error("no audio to decode: {0}")]
+    Missing(Shortfall),
 }
 
 /// What the source is.
@@ -79,6 +101,11 @@ pub struct SourceInfo {
     pub codec: String,
     /// Length in source frames, when the container says.
     pub frames: Option<u64>,
+    /// A WAV header that claims more audio data than the file holds (a cut-off copy, or a
+    /// recorder that never went back to write the real size). Everything the file holds is still
+    /// decoded, and [`DecodeStats::truncated`] is set at its end: a caller reports this and keeps
+    /// the audio, and only a file holding none of it is an error ([`AudioError::Missing`]).
+    pub shortfall: Option<Shortfall>,
 }
 
 /// What happened while decoding.
@@ -111,38 +138,26 @@ pub struct AudioStream {
 }
 
 impl AudioStream {
-    /// Opens a file; the extension is only a hint, the content decides.
+    /// Opens a file: its content decides the format, not its extension.
     pub fn open(path: &Path) -> Result<Self, AudioError> {
         let file = File::open(path).map_err(|error| AudioError::Io {
             path: path.to_path_buf(),
             error,
         })?;
-        let mut hint = Hint::new();
-        if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
-            hint.with_extension(ext);
-        }
-        Self::from_source(Box::new(file), hint)
+        Self::from_source(Box::new(file))
     }
 
     /// Decodes audio held in memory.
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, AudioError> {
-        Self::from_source(Box::new(Cursor::new(bytes)), Hint::new())
+        Self::from_source(Box::new(Cursor::new(bytes)))
     }
 
-    fn from_source(source: Box<dyn MediaSource>, hint: Hint) -> Result<Self, AudioError> {
-        let stream = MediaSourceStream::new(source, Default::default());
-        let probed = symphonia::default::get_probe()
-            .format(
-                &hint,
-                stream,
-                &FormatOptions {
-                    enable_gapless: true,
-                    ..Default::default()
-                },
-                &MetadataOptions::default(),
-            )
-            .map_err(|e| AudioError::Unsupported(e.to_string()))?;
-        let reader = probed.format;
+    fn from_source(source: Box<dyn MediaSource>) -> Result<Self, AudioError> {
+        shielded(|| Self::open_source(source))
+    }
+
+    fn open_source(source: Box<dyn MediaSource>) -> Result<Self, AudioError> {
+        let (reader, shortfall) = probe::probe(MediaSourceStream::new(source, Default::default()))?;
         let track = reader
             .tracks()
             .iter()
@@ -152,10 +167,8 @@ impl AudioStream {
         let sample_rate = params
             .sample_rate
             .ok_or_else(|| AudioError::Invalid("unknown sample rate".into()))?;
-        if sample_rate == 0 {
-            return Err(AudioError::Invalid("sample rate 0".into()));
-        }
         let channels = params.channels.map_or(1, |c| c.count()).max(1);
+        limits::check_format(sample_rate, channels as u64)?;
         let codec = symphonia::default::get_codecs()
             .get_codec(params.codec)
             .map_or_else(
@@ -170,6 +183,7 @@ impl AudioStream {
             channels,
             codec,
             frames: params.n_frames,
+            shortfall,
         };
         let resampler = if sample_rate == TARGET_RATE {
             None
@@ -205,7 +219,19 @@ impl AudioStream {
     pub fn read(&mut self, out: &mut Vec<f32>) -> Result<usize, AudioError> {
         let before = out.len();
         while out.len() == before && !self.done {
-            match self.next_mono()? {
+            let more = match shielded(|| self.next_mono()) {
+                Ok(more) => more,
+                // Audio already decoded is kept, as after any damage (see `next_mono`).
+                Err(AudioError::Malformed(_)) if self.stats.packets > 0 => {
+                    self.stats.truncated = true;
+                    false
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Err(e);
+                }
+            };
+            match more {
                 true => match &mut self.resampler {
                     Some(r) => r.push(&self.mono, out),
                     None => out.extend_from_slice(&self.mono),
@@ -235,7 +261,10 @@ impl AudioStream {
                     if self.info.frames.is_some_and(|n| self.source_frames < n) {
                         self.stats.truncated = true;
                     }
-                    return Ok(false);
+                    return match self.info.shortfall {
+                        Some(s) if self.source_frames == 0 => Err(AudioError::Missing(s)),
+                        _ => Ok(false),
+                    };
                 }
                 Err(SymphoniaError::ResetRequired) => return Ok(false),
                 Err(SymphoniaError::IoError(e)) => {
@@ -287,7 +316,9 @@ impl AudioStream {
                         .extend(buffer.samples().chunks_exact(channels).map(|frame| {
                             let s = frame.iter().sum::<f32>() / channels as f32;
                             if s.is_finite() {
-                                s
+                                // Float formats may hold anything: a value far out of range
+                                // would overflow the resampler's arithmetic.
+                                s.clamp(-1.0, 1.0)
                             } else {
                                 bad += 1;
                                 0.0
@@ -315,6 +346,21 @@ impl AudioStream {
     }
 }
 
+/// Runs `f`, which calls into symphonia, turning a panic inside it into
+/// [`AudioError::Malformed`]: symphonia 0.5 panics on some malformed streams (arithmetic
+/// overflow, failed assertions), and a damaged file must never take its caller down. Nothing `f`
+/// touched is used again except to end the stream.
+fn shielded<T>(f: impl FnOnce() -> Result<T, AudioError>) -> Result<T, AudioError> {
+    std::panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "the decoder panicked".into());
+        Err(AudioError::Malformed(why))
+    })
+}
+
 /// Decodes a whole file to 16 kHz mono samples (for short files and tests; long files should be
 /// streamed with [`AudioStream::read`]).
 pub fn decode_all(path: &Path) -> Result<Vec<f32>, AudioError> {
@@ -322,4 +368,23 @@ pub fn decode_all(path: &Path) -> Result<Vec<f32>, AudioError> {
     let mut out = Vec::new();
     while stream.read(&mut out)? > 0 {}
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_inside_the_decoder_becomes_a_typed_error() {
+        let r: Result<(), _> = shielded(|| panic!("attempt to multiply with overflow"));
+        assert!(
+            matches!(&r, Err(AudioError::Malformed(m)) if m == "attempt to multiply with overflow"),
+            "{r:?}"
+        );
+        let r: Result<(), _> = shielded(|| panic!("{} of {}", 3, 4));
+        assert!(
+            matches!(&r, Err(AudioError::Malformed(m)) if m == "3 of 4"),
+            "{r:?}"
+        );
+    }
 }

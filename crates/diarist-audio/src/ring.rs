@@ -296,11 +296,15 @@ pub struct Windower {
 
 impl Windower {
     /// Windows of `window` samples whose starts are `hop` samples apart, the first at 0, each
-    /// written after the `context` samples before it (as many as the stream has).
+    /// written after the `context` samples before it (as many as the stream has). The window is
+    /// at least 1 sample and the hop 1 to `window` samples (a longer hop would leave audio out of
+    /// every window).
     pub fn new(window: usize, hop: usize, context: usize) -> Self {
+        let window = window.max(1);
+        let hop = hop.clamp(1, window);
         Self {
             window,
-            hop: hop.max(1),
+            hop,
             context,
             buffer: Vec::with_capacity(context + window + hop),
             lead: 0,

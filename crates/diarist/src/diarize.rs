@@ -1,5 +1,6 @@
 //! `diarist diarize`: offline diarization of files and directories, in parallel.
 
+use std::collections::{BTreeMap, HashSet};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::Context;
+use diarist_audio::{AudioStream, Shortfall};
 use diarist_core::reconstruct::SpeakerTurn;
 use diarist_core::rttm;
 use diarist_engine::batch::diarize_files;
@@ -70,36 +72,97 @@ const AUDIO_EXTENSIONS: &[&str] = &[
     "wav", "flac", "mp3", "ogg", "oga", "m4a", "mp4", "aac", "wave",
 ];
 
-/// Lists the input files: named files as they are, directories walked for audio files, sorted.
+/// Lists the input files: named files as they are, directories walked for audio files (sorted
+/// by name). Symbolic links are followed, but never into a directory already walked, so a link
+/// loop ends; a file reached twice (named twice, or through a link) is listed once; fifos,
+/// sockets and devices met in a directory are skipped. Two inputs with the same file id (its name
+/// without the extension: `a/x.wav` and `b/x.wav`, `x.wav` and `x.flac`) are refused, before any
+/// work, because they would write the same output file and the same RTTM file id.
 pub fn collect_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
+    let mut walk = Walk::default();
     for input in inputs {
         if input.is_dir() {
-            walk(input, &mut files)
+            walk.dir(input)
                 .with_context(|| format!("reading directory {}", input.display()))?;
         } else {
-            files.push(input.clone());
+            walk.file(input.clone());
         }
     }
-    Ok(files)
+    refuse_shared_ids(&walk.files)?;
+    Ok(walk.files)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<Result<_, _>>()?;
-    entries.sort();
-    for path in entries {
-        if path.is_dir() {
-            walk(&path, out)?;
-        } else if path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| AUDIO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-        {
-            out.push(path);
+/// The state of a walk over the inputs: the files found, and what was already seen (by canonical
+/// path) of files and directories.
+#[derive(Default)]
+struct Walk {
+    files: Vec<PathBuf>,
+    seen_files: HashSet<PathBuf>,
+    seen_dirs: HashSet<PathBuf>,
+}
+
+impl Walk {
+    /// Lists `path` unless the same file was listed already; a path that does not resolve (a
+    /// missing file, a dangling link) is listed as it is and reported when it is opened.
+    fn file(&mut self, path: PathBuf) {
+        let key = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+        if self.seen_files.insert(key) {
+            self.files.push(path);
         }
     }
+
+    fn dir(&mut self, dir: &Path) -> std::io::Result<()> {
+        let canonical = std::fs::canonicalize(dir)?;
+        if !self.seen_dirs.insert(canonical.clone()) {
+            eprintln!(
+                "diarist: not walking {} again (it is {}, already walked)",
+                dir.display(),
+                canonical.display()
+            );
+            return Ok(());
+        }
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()?;
+        entries.sort();
+        for path in entries {
+            match std::fs::metadata(&path) {
+                Ok(meta) if meta.is_dir() => self.dir(&path)?,
+                Ok(meta) if !meta.is_file() => {}
+                _ if is_audio(&path) => self.file(path),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_audio(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| AUDIO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// Fails, naming every clash, if two files share a file id.
+fn refuse_shared_ids(files: &[PathBuf]) -> anyhow::Result<()> {
+    let mut by_id: BTreeMap<String, Vec<&Path>> = BTreeMap::new();
+    for f in files {
+        by_id.entry(file_id(f)).or_default().push(f);
+    }
+    let clashes: Vec<String> = by_id
+        .iter()
+        .filter(|(_, paths)| paths.len() > 1)
+        .map(|(id, paths)| {
+            let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+            format!("`{id}`: {}", names.join(", "))
+        })
+        .collect();
+    anyhow::ensure!(
+        clashes.is_empty(),
+        "inputs share a file id, so they would write the same output file: {}; rename them or \
+         diarize them in separate runs with separate output directories",
+        clashes.join("; ")
+    );
     Ok(())
 }
 
@@ -233,6 +296,60 @@ pub fn run(args: &DiarizeArgs) -> anyhow::Result<ExitCode> {
         !matches!(args.format, Format::Srt | Format::Vtt),
         "srt and vtt output is for a transcript: add --transcript FILE"
     );
+    run_batch(args, &config, &files, ext)
+}
+
+/// Opens every input before any model loads, reading only its headers: a file the decoder
+/// refuses (not audio, an absurd sample rate or channel count) is reported at once and added to
+/// `failures`. Returns the files to diarize, and those among them whose header claims more audio
+/// than the file holds (what they hold is diarized; the summary says they were cut short).
+fn check_inputs(
+    files: &[PathBuf],
+    failures: &Mutex<Vec<(PathBuf, String)>>,
+) -> (Vec<PathBuf>, Vec<(PathBuf, Shortfall)>) {
+    let mut ok = Vec::with_capacity(files.len());
+    let mut short = Vec::new();
+    for f in files {
+        match AudioStream::open(f) {
+            Ok(stream) => {
+                if let Some(shortfall) = stream.info().shortfall {
+                    short.push((f.clone(), shortfall));
+                }
+                ok.push(f.clone());
+            }
+            Err(e) => {
+                eprintln!("diarist: skipped {}: {e}", f.display());
+                failures
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((f.clone(), e.to_string()));
+            }
+        }
+    }
+    (ok, short)
+}
+
+/// A progress bar over `len` files on a terminal, else a hidden one.
+fn progress_bar(len: usize) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// Diarizes `files` in parallel into the output directory or standard output, reporting every
+/// failure; exits non-zero if any file failed.
+fn run_batch(
+    args: &DiarizeArgs,
+    config: &diarist_engine::Config,
+    files: &[PathBuf],
+    ext: &str,
+) -> anyhow::Result<ExitCode> {
     let out_path = |f: &Path| {
         args.output
             .as_ref()
@@ -244,50 +361,44 @@ pub fn run(args: &DiarizeArgs) -> anyhow::Result<ExitCode> {
         .cloned()
         .collect();
     let skipped = files.len() - todo.len();
-    let workers = settings::workers(&config, todo.len());
+    let failures: Mutex<Vec<(PathBuf, String)>> = Mutex::new(Vec::new());
+    let (ready, short) = check_inputs(&todo, &failures);
+    let workers = settings::workers(config, ready.len());
 
     let started = Instant::now();
-    let bar = if std::io::stderr().is_terminal() {
-        let bar = ProgressBar::new(todo.len() as u64);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = progress_bar(todo.len());
+    bar.inc((todo.len() - ready.len()) as u64);
     let audio_samples = AtomicUsize::new(0);
-    let failures: Mutex<Vec<(PathBuf, String)>> = Mutex::new(Vec::new());
     let stdout = Mutex::new(());
-    diarize_files(&config, &todo, workers, |f, result| {
-        let result = result.map_err(anyhow::Error::from).and_then(|d| {
-            audio_samples.fetch_add(d.samples, Ordering::Relaxed);
-            let text = render(&file_id(f), &d, args.format);
-            match out_path(f) {
-                Some(p) => {
-                    write_atomic(&p, &text).with_context(|| format!("writing {}", p.display()))
+    // No models are loaded when nothing is left to diarize.
+    if !ready.is_empty() {
+        diarize_files(config, &ready, workers, |f, result| {
+            let result = result.map_err(anyhow::Error::from).and_then(|d| {
+                audio_samples.fetch_add(d.samples, Ordering::Relaxed);
+                let text = render(&file_id(f), &d, args.format);
+                match out_path(f) {
+                    Some(p) => {
+                        write_atomic(&p, &text).with_context(|| format!("writing {}", p.display()))
+                    }
+                    None => {
+                        let _guard = stdout.lock().unwrap_or_else(|p| p.into_inner());
+                        std::io::stdout()
+                            .write_all(text.as_bytes())
+                            .context("writing to standard output")
+                    }
                 }
-                None => {
-                    let _guard = stdout.lock().unwrap_or_else(|p| p.into_inner());
-                    std::io::stdout()
-                        .write_all(text.as_bytes())
-                        .context("writing to standard output")
-                }
+            });
+            if let Err(e) = result {
+                bar.suspend(|| eprintln!("diarist: skipped {}: {e:#}", f.display()));
+                failures
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((f.to_path_buf(), format!("{e:#}")));
             }
+            bar.set_message(file_id(f));
+            bar.inc(1);
         });
-        if let Err(e) = result {
-            bar.suspend(|| eprintln!("diarist: skipped {}: {e:#}", f.display()));
-            failures
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push((f.to_path_buf(), format!("{e:#}")));
-        }
-        bar.set_message(file_id(f));
-        bar.inc(1);
-    });
+    }
     bar.finish_and_clear();
     let wall = started.elapsed().as_secs_f64();
     let audio_secs = audio_samples.load(Ordering::Relaxed) as f64 / SAMPLE_RATE as f64;
@@ -304,6 +415,15 @@ pub fn run(args: &DiarizeArgs) -> anyhow::Result<ExitCode> {
     );
     for (f, why) in &failures {
         eprintln!("diarist: failed: {}: {why}", f.display());
+    }
+    for (f, shortfall) in short
+        .iter()
+        .filter(|(f, _)| !failures.iter().any(|(g, _)| g == f))
+    {
+        eprintln!(
+            "diarist: cut short: {}: {shortfall}; what it holds was diarized",
+            f.display()
+        );
     }
     Ok(if failures.is_empty() {
         ExitCode::SUCCESS

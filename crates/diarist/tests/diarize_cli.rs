@@ -1,7 +1,8 @@
 //! End-to-end tests of the built `diarist` binary with the real models on real recordings.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use diarist_core::der::{self, DerBreakdown};
 use diarist_core::rttm;
@@ -445,4 +446,164 @@ fn enroll_writes_a_voiceprint_that_stream_recognises_by_name() {
     ]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("Bad"), "{}", stderr(&out));
+}
+
+/// Runs the binary with `args`, polling its peak resident memory (`VmHWM`); kills it after
+/// `limit`. Returns its output, how long it ran and its peak memory in kB.
+fn diarist_measured(args: &[&str], limit: Duration) -> (Output, Duration, u64) {
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_diarist"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running diarist");
+    let status = format!("/proc/{}/status", child.id());
+    let mut peak = 0u64;
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(text) = std::fs::read_to_string(&status)
+            && let Some(kb) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            peak = peak.max(kb);
+        }
+        if started.elapsed() > limit {
+            child.kill().unwrap();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let took = started.elapsed();
+    (child.wait_with_output().unwrap(), took, peak)
+}
+
+/// The crafted WAV headers of `audio-fixtures/formats` (one second of audio each) and the reason
+/// each is refused with.
+const CRAFTED: [(&str, &str); 5] = [
+    ("rate_0hz.wav", "sample rate 0 Hz"),
+    ("rate_1hz.wav", "sample rate 1 Hz"),
+    ("rate_7hz.wav", "sample rate 7 Hz"),
+    ("rate_4000000007hz.wav", "sample rate 4000000007 Hz"),
+    ("channels_65535.wav", "65535 channels"),
+];
+
+#[test]
+fn crafted_headers_are_refused_at_once_and_the_batch_goes_on() {
+    let dir = temp_dir("crafted");
+    let input = dir.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let audio = diarist_audio::decode_all(&fixture("pyannote_sample.wav")).unwrap();
+    write_wav(&input.join("good.wav"), &audio[..16_000 * 12]);
+    for (name, _) in CRAFTED.iter().chain([&("data_beyond_eof.wav", "")]) {
+        std::fs::copy(fixture("formats").join(name), input.join(name)).unwrap();
+    }
+    let out = dir.join("out");
+    let o = diarist(&[
+        "diarize",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("7 files") && err.contains("5 failed"), "{err}");
+    for (name, reason) in CRAFTED {
+        assert!(
+            err.lines().any(|l| l.starts_with("diarist: failed:")
+                && l.contains(name)
+                && l.contains(reason)),
+            "{name}: {err}"
+        );
+        assert!(!out.join(name.replace(".wav", ".rttm")).exists());
+    }
+    let good = std::fs::read_to_string(out.join("good.rttm")).unwrap();
+    assert!(good.lines().count() > 0 && good.lines().all(|l| l.starts_with("SPEAKER good 1 ")));
+    // A header claiming 2000 s over one second of audio: the second is diarized, and the summary
+    // says the file was cut short.
+    assert!(
+        err.contains("data_beyond_eof.wav: the header claims 64000000 bytes of audio data, the file holds 32000"),
+        "{err}"
+    );
+    assert!(out.join("data_beyond_eof.rttm").exists());
+}
+
+#[test]
+fn each_crafted_header_is_refused_within_a_second_in_bounded_memory() {
+    // The process on a file it refuses for being no audio at all: the memory baseline.
+    let (o, _, baseline) = diarist_measured(
+        &["diarize", fixture("formats/garbage.wav").to_str().unwrap()],
+        Duration::from_secs(20),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    for (name, reason) in CRAFTED {
+        let path = fixture("formats").join(name);
+        let (o, took, peak) = diarist_measured(
+            &["diarize", path.to_str().unwrap()],
+            Duration::from_secs(20),
+        );
+        assert_eq!(o.status.code(), Some(1), "{name}: {}", stderr(&o));
+        assert!(stderr(&o).contains(reason), "{name}: {}", stderr(&o));
+        assert!(took < Duration::from_secs(1), "{name}: {took:?}");
+        assert!(
+            peak < baseline + 100 * 1024,
+            "{name}: peak {peak} kB, baseline {baseline} kB"
+        );
+    }
+}
+
+#[test]
+fn a_symlink_loop_ends_and_a_file_reached_twice_is_diarized_once() {
+    let dir = temp_dir("loop");
+    let a = dir.join("in/a");
+    std::fs::create_dir_all(&a).unwrap();
+    let audio = diarist_audio::decode_all(&fixture("pyannote_sample.wav")).unwrap();
+    write_wav(&a.join("clip.wav"), &audio[16_000 * 6..16_000 * 12]);
+    // in/a/up -> in (a loop), in/b -> in/a (the same directory again).
+    std::os::unix::fs::symlink("..", a.join("up")).unwrap();
+    std::os::unix::fs::symlink("a", dir.join("in/b")).unwrap();
+    let out = dir.join("out");
+    let in_dir = dir.join("in");
+    let o = diarist(&[
+        "diarize",
+        in_dir.to_str().unwrap(),
+        a.join("clip.wav").to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("1 files") && err.contains("0 failed"), "{err}");
+    assert!(err.contains("not walking"), "{err}");
+    assert!(out.join("clip.rttm").exists());
+}
+
+#[test]
+fn inputs_that_would_write_the_same_output_are_refused_before_any_work() {
+    let dir = temp_dir("clash");
+    for sub in ["a", "b"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+        write_wav(&dir.join(sub).join("x.wav"), &[0.0; 1600]);
+    }
+    std::fs::copy(fixture("formats/flac_22k_mono.flac"), dir.join("a/y.flac")).unwrap();
+    write_wav(&dir.join("a/y.wav"), &[0.0; 1600]);
+    let out = dir.join("out");
+    for extra in [&["-o", out.to_str().unwrap()][..], &[]] {
+        let mut args = vec!["diarize", dir.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let (o, took, _) = diarist_measured(&args, Duration::from_secs(20));
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        let a_x = dir.join("a/x.wav").display().to_string();
+        let b_x = dir.join("b/x.wav").display().to_string();
+        assert!(
+            err.contains(&format!("`x`: {a_x}, {b_x}")) && err.contains("`y`: "),
+            "{err}"
+        );
+        assert!(err.contains("same output file"), "{err}");
+        assert!(took < Duration::from_secs(1), "{took:?}");
+        assert!(o.stdout.is_empty());
+    }
+    assert!(!out.exists(), "nothing is written");
 }
