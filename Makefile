@@ -2,11 +2,13 @@
 #   make demo   set everything up and diarize the bundled recording
 #   make test   set everything up and run the whole test suite
 # Both depend on `make setup`, which is idempotent.
+#   make dist   the release tarball, dist/diarist-<version>-linux-x86_64.tar.gz
+#   make deb    the Debian package, dist/diarist_<version>_amd64.deb
 
 CARGO ?= cargo
 DEMO_AUDIO ?= audio-fixtures/pyannote_sample.wav
 
-.PHONY: setup build demo test bench
+.PHONY: setup build demo test bench dist deb
 
 setup:
 	./tools/setup.sh
@@ -22,6 +24,15 @@ test: setup
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --locked -p diarist-models --features cuda -- -D warnings
 	$(CARGO) test --locked
+	$(MAKE) dist deb
+	./tools/test_release.sh
+
+# The release packages, from the one release build; tools/test_release.sh installs and runs them.
+dist: build
+	./tools/dist.sh tarball
+
+deb: dist
+	./tools/dist.sh deb
 
 bench: build
 	./target/release/diarist bench ../shared/eval/ami --ref ../shared/eval/ami

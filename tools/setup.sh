@@ -12,7 +12,9 @@ ORT_LIB="$ORT_DIR/libonnxruntime.so.$ORT_VERSION"
 need_pkgs=()
 # chromium and chromium-driver: the browser page's end-to-end test (headless, over WebDriver);
 # qemu-user: the golden model-output test also runs as an AVX2-only CPU (qemu-x86_64 -cpu EPYC-Rome)
-for p in pkg-config libasound2-dev unzip chromium chromium-driver qemu-user; do
+# binutils: objcopy and objdump for `make dist`; systemd: systemd-analyze, which checks the Debian
+# package's service unit in tools/test_release.sh (it installs without systemd running)
+for p in pkg-config libasound2-dev unzip chromium chromium-driver qemu-user binutils systemd; do
   dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
 python3 -m pip --version >/dev/null 2>&1 || need_pkgs+=(python3-pip)
@@ -23,14 +25,22 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
 fi
 
-if [ ! -f "$ORT_LIB" ]; then
-  echo "setup: fetching ONNX Runtime $ORT_VERSION from the PyPI onnxruntime wheel"
+# The library, and its licence and third-party notices for the release packages (`make dist`);
+# only missing files are added (by rename: a library in use is never rewritten).
+ort_files=("capi/libonnxruntime.so.$ORT_VERSION" LICENSE ThirdPartyNotices.txt)
+missing=()
+for f in "${ort_files[@]}"; do
+  [ -f "$ORT_DIR/$(basename "$f")" ] || missing+=("onnxruntime/$f")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: taking ${missing[*]} from the PyPI onnxruntime $ORT_VERSION wheel"
   tmp=$(mktemp -d)
   python3 -m pip download --quiet --no-deps --only-binary=:all: \
     --python-version 3.11 --platform manylinux_2_28_x86_64 \
     -d "$tmp" "onnxruntime==$ORT_VERSION"
   mkdir -p "$ORT_DIR"
-  unzip -q -j -o "$tmp"/onnxruntime-*.whl "onnxruntime/capi/libonnxruntime.so.$ORT_VERSION" -d "$ORT_DIR"
+  unzip -q -j "$tmp"/onnxruntime-*.whl "${missing[@]}" -d "$tmp/x"
+  mv "$tmp"/x/* "$ORT_DIR/"
   rm -rf "$tmp"
 fi
 echo "setup: ONNX Runtime at $ORT_LIB"

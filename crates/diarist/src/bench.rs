@@ -182,11 +182,12 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
 
     println!("# diarist bench");
     println!(
-        "config: segmentation {} ({}), embedding {} ({}), window {} s, step {} s, intra_threads {}",
+        "config: segmentation {} ({}), embedding {} ({}), ONNX Runtime {}, window {} s, step {} s, intra_threads {}",
         config.models.segmentation.display(),
         config.models.segmentation_variant,
         config.models.embedding.display(),
         config.models.embedding_variant,
+        config.runtime.onnxruntime.display(),
         config.offline.window_secs,
         config.offline.step_secs,
         config.runtime.intra_threads

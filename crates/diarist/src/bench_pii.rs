@@ -101,8 +101,9 @@ pub fn run(config: &Config, path: &Path, count: usize) -> anyhow::Result<()> {
     let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
     println!("# diarist bench --pii {}", path.display());
     println!(
-        "model {} variant {} ({} layers): {:.1} MB, loaded in {load_ms:.0} ms, {} intra-op thread(s)",
+        "model {} ({}) variant {} ({} layers): {:.1} MB, loaded in {load_ms:.0} ms, {} intra-op thread(s)",
         tagger.manifest().model.name,
+        config.pii.model.display(),
         tagger.variant(),
         tagger.manifest().model.layers,
         size as f64 / 1e6,

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use diarist_engine::offline::SAMPLE_RATE;
 use diarist_engine::{Config, Engine, Event};
+use diarist_server::Server;
 use diarist_server::client::{ClientOptions, stream_samples};
 use diarist_server::protocol::{ServerMessage, StartOptions};
-use diarist_server::{Server, ServerConfig};
 use hdrhistogram::Histogram;
 
 use crate::bench_streams::{cpu_secs, rss_mb};
@@ -134,10 +134,7 @@ pub fn run(
         .collect::<anyhow::Result<_>>()?;
     let most = levels.iter().copied().max().unwrap_or(1);
     let token = format!("bench-{}", std::process::id());
-    let mut server_config = ServerConfig::load(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/server.toml"),
-    )
-    .map_err(anyhow::Error::msg)?;
+    let (mut server_config, _) = crate::settings::load_server(None)?;
     server_config.listen = "127.0.0.1:0".into();
     server_config.token = token.clone();
     server_config.max_sessions = server_config.max_sessions.max(most);

@@ -10,6 +10,7 @@ mod bench_streams;
 mod diarize;
 mod enroll;
 mod eval;
+mod logs;
 mod mic;
 mod redact;
 mod serve;
@@ -48,13 +49,16 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Measure model load time, per-window latency and offline speed.
     Bench(bench::BenchArgs),
-    /// Print the effective configuration.
+    /// Print the effective configuration, and the files, models and library it came from.
     Config(ConfigArgs),
 }
 
 /// Arguments of `diarist config`.
 #[derive(clap::Args)]
 struct ConfigArgs {
+    /// Print the `diarist serve` configuration instead (`--config` then names its file).
+    #[arg(long)]
+    server: bool,
     #[command(flatten)]
     offline: settings::OfflineArgs,
     #[command(flatten)]
@@ -73,10 +77,7 @@ fn main() -> ExitCode {
         Command::Client(args) => serve::client(args),
         Command::Redact(args) => redact::run(args),
         Command::Bench(args) => bench::run(args),
-        Command::Config(args) => settings::load(&args.common, &args.offline).and_then(|c| {
-            print!("{}", toml::to_string_pretty(&c)?);
-            Ok(ExitCode::SUCCESS)
-        }),
+        Command::Config(args) => settings::print_config(&args.common, &args.offline, args.server),
     };
     match result {
         Ok(code) => code,
