@@ -8,6 +8,7 @@
 
 mod config;
 mod manifest;
+mod pool;
 mod redact;
 mod score;
 mod spoken;
@@ -15,6 +16,7 @@ mod tagger;
 
 pub use config::{PiiConfig, RedactStyle};
 pub use manifest::PiiManifest;
+pub use pool::{PoolError, TaggerPool};
 pub use redact::redact;
 pub use score::{Scores, SpanCounts};
 pub use spoken::spoken_digits;

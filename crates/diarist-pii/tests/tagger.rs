@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 
 use diarist_models::{Runtime, SessionOptions};
-use diarist_pii::{Entity, Label, PiiConfig, PiiError, Scores, Tagger, TaggerOptions, redact};
+use diarist_pii::{
+    Entity, Label, PiiConfig, PiiError, Scores, Tagger, TaggerOptions, TaggerPool, redact,
+};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -16,10 +18,14 @@ fn config() -> (PiiConfig, PathBuf) {
     let text = std::fs::read_to_string(root().join("configs/diarist.toml")).unwrap();
     let table: toml::Table = toml::from_str(&text).unwrap();
     let mut pii: PiiConfig = table["pii"].clone().try_into().unwrap();
-    pii.model = root().join(pii.model);
+    pii.model = root().join("models").join(pii.model);
     let lib = std::env::var_os("DIARIST_ORT_LIB")
         .map(PathBuf::from)
-        .unwrap_or_else(|| root().join(table["runtime"]["onnxruntime"].as_str().unwrap()));
+        .unwrap_or_else(|| {
+            root()
+                .join(".ort")
+                .join(table["runtime"]["onnxruntime"].as_str().unwrap())
+        });
     (pii, lib)
 }
 
@@ -226,5 +232,50 @@ fn held_out_test_split_meets_the_quality_targets() {
     assert!(
         recall >= 0.98,
         "character-level redaction recall {recall:.4}"
+    );
+}
+
+/// A pool of two taggers answers a short text while a long one occupies the other worker, and
+/// each caller gets the entities of its own text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tagger_pool_answers_a_short_text_while_a_long_one_runs() {
+    let pool = TaggerPool::new(vec![tagger().0, tagger().0], 4).unwrap();
+    assert_eq!(pool.workers(), 2);
+    let long = "my name is ana lopez and you can call me on four two four two ".repeat(1000);
+    let short = "call me at five five five one two three four".to_string();
+    let timed = |text: String| {
+        let pool = &pool;
+        async move {
+            let found = pool.tag(text).await;
+            (std::time::Instant::now(), found)
+        }
+    };
+    let ((long_done, long_found), (short_done, short_found)) =
+        tokio::join!(timed(long.clone()), async {
+            // The long text reaches a worker first.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            timed(short.clone()).await
+        });
+    assert!(
+        short_done < long_done,
+        "the short text waited for the long one"
+    );
+    let (text, entities) = short_found.unwrap();
+    assert_eq!(text, short);
+    assert_eq!(
+        surfaces(&text, &entities),
+        vec![(
+            "five five five one two three four".to_string(),
+            Label::Phone
+        )]
+    );
+    let (text, entities) = long_found.unwrap();
+    assert_eq!(text, long);
+    assert!(
+        entities
+            .iter()
+            .filter(|e| e.label == Label::PersonName)
+            .count()
+            >= 900
     );
 }

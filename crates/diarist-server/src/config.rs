@@ -1,16 +1,23 @@
-//! `configs/server.toml`: where the service listens and its limits.
+//! `configs/server.toml`: where the service listens and its limits. The file is compiled in
+//! ([`DEFAULTS`]); configuration files hold only the keys they change and are merged over it
+//! ([`ServerConfig::from_layers`]).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use diarist_engine::config::{Layer, merge_layers};
 use serde::{Deserialize, Serialize};
+
+/// The shipped defaults, `configs/server.toml`, compiled into every binary.
+pub const DEFAULTS: &str = include_str!("../../../configs/server.toml");
 
 /// Settings of `diarist serve`; every value is written out in `configs/server.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
-    /// The engine's configuration (models, streaming settings), relative to the directory above
-    /// this file's directory.
-    pub engine: std::path::PathBuf,
+    /// The engine's configuration file, merged over the engine configuration files found as for
+    /// every other command; empty for none ([`ServerConfig::engine_file`]). Relative to the
+    /// directory of the file that sets it.
+    pub engine: PathBuf,
     /// Address and port to listen on.
     pub listen: String,
     /// Bearer token every connection must present (header `Authorization: Bearer T`, or
@@ -32,24 +39,27 @@ pub struct ServerConfig {
     pub send_timeout_secs: f64,
     /// Interval of `stats` messages, seconds (0: none).
     pub stats_interval_secs: f64,
+    /// Transcript segments of one session that may wait for their audio to become final; more
+    /// are refused with a `bad_message` error.
+    pub max_pending_transcripts: usize,
+    /// PII taggers (worker threads) shared by every session's transcript redaction.
+    pub redaction_workers: usize,
+    /// Transcripts that may wait for a free tagger; a session sending more waits its turn.
+    pub redaction_queue: usize,
 }
 
 impl ServerConfig {
-    /// Reads and checks a configuration file.
-    pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let mut c: Self = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-        if c.engine.is_relative() {
-            let base = path
-                .canonicalize()
-                .ok()
-                .and_then(|p| p.parent()?.parent().map(Path::to_path_buf))
-                .unwrap_or_default();
-            c.engine = base.join(&c.engine);
-        }
+    /// The compiled-in defaults with the `layers` merged over them in order (later layers win),
+    /// checked.
+    pub fn from_layers(layers: &[Layer]) -> Result<Self, String> {
+        let c: Self = merge_layers(DEFAULTS, layers, &["engine"], |_| true)?;
         c.validate()?;
         Ok(c)
+    }
+
+    /// The engine's configuration file that `engine` names, if any.
+    pub fn engine_file(&self) -> Option<&Path> {
+        (!self.engine.as_os_str().is_empty()).then_some(self.engine.as_path())
     }
 
     /// Checks every value.
@@ -77,6 +87,42 @@ impl ServerConfig {
         if !(self.stats_interval_secs.is_finite() && self.stats_interval_secs >= 0.0) {
             return Err("stats_interval_secs must be 0 or positive".into());
         }
+        if self.max_pending_transcripts == 0
+            || self.redaction_workers == 0
+            || self.redaction_queue == 0
+        {
+            return Err(
+                "max_pending_transcripts, redaction_workers and redaction_queue must be at least 1"
+                    .into(),
+            );
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_load_and_a_layer_changes_only_its_keys() {
+        let d = ServerConfig::from_layers(&[]).unwrap();
+        assert_eq!(d.engine_file(), None);
+        let c = ServerConfig::from_layers(&[Layer {
+            file: Some("/etc/diarist/server.toml".into()),
+            text: "engine = \"diarist.toml\"\nmax_sessions = 8\n".into(),
+        }])
+        .unwrap();
+        assert_eq!(
+            c.engine_file(),
+            Some(Path::new("/etc/diarist/diarist.toml"))
+        );
+        assert_eq!(c.max_sessions, 8);
+        assert_eq!(c.listen, d.listen);
+        let e = ServerConfig::from_layers(&[Layer {
+            file: Some("/x/s.toml".into()),
+            text: "max_sesions = 8\n".into(),
+        }]);
+        assert!(e.unwrap_err().contains("/x/s.toml"));
     }
 }

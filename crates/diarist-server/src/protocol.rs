@@ -1,7 +1,8 @@
 //! Protocol v1 messages (`docs/PROTOCOL.md`): JSON text frames in both directions, audio in
 //! binary frames from the client.
 
-use diarist_engine::{Event, Voiceprint};
+use diarist_audio::Resampler;
+use diarist_engine::{Event, StreamOptions, Voiceprint};
 use serde::{Deserialize, Serialize};
 
 /// Audio sample encodings a client may send.
@@ -208,4 +209,145 @@ pub enum ServerMessage {
     /// A stream event as the engine reports it: `speaker`, `turn` (final) or `tentative`.
     #[serde(untagged)]
     Stream(Event),
+}
+
+/// The rate every session's audio is resampled to.
+const RATE: u32 = 16_000;
+
+/// What a valid `start` asks for.
+pub struct Start {
+    /// The decoder of the session's binary frames.
+    pub audio: FrameDecoder,
+    /// The engine stream's options.
+    pub options: StreamOptions,
+    /// The client's choice on redacting transcripts, if it made one.
+    pub redact: Option<bool>,
+}
+
+/// Turns a session's binary frames into 16 kHz mono samples: interleaved channels averaged,
+/// non-finite samples silenced, other rates resampled.
+pub struct FrameDecoder {
+    encoding: Encoding,
+    channels: usize,
+    resampler: Option<Resampler>,
+    /// Mono samples of the frame being decoded (kept between frames).
+    mono: Vec<f32>,
+}
+
+impl FrameDecoder {
+    /// A decoder for `channels` interleaved channels of `encoding` at `sample_rate` Hz.
+    pub fn new(encoding: Encoding, sample_rate: u32, channels: usize) -> Result<Self, String> {
+        let resampler = if sample_rate == RATE {
+            None
+        } else {
+            Some(Resampler::new(sample_rate, RATE)?)
+        };
+        Ok(Self {
+            encoding,
+            channels: channels.max(1),
+            resampler,
+            mono: Vec::new(),
+        })
+    }
+
+    /// Mono 16 kHz samples of one binary frame into `out`; returns how many samples were not
+    /// finite (they become silence). A frame that is not a whole number of sample frames is
+    /// refused whole.
+    pub fn decode(&mut self, bytes: &[u8], out: &mut Vec<f32>) -> Result<usize, String> {
+        let frame = self.encoding.bytes() * self.channels;
+        if !bytes.len().is_multiple_of(frame) {
+            return Err(format!(
+                "{} bytes is not a whole number of {frame}-byte sample frames",
+                bytes.len()
+            ));
+        }
+        let mut bad = 0;
+        self.mono.clear();
+        for f in bytes.chunks_exact(frame) {
+            let mut sum = 0f32;
+            for s in f.chunks_exact(self.encoding.bytes()) {
+                let v = match self.encoding {
+                    Encoding::PcmS16le => i16::from_le_bytes([s[0], s[1]]) as f32 / 32768.0,
+                    Encoding::PcmF32le => f32::from_le_bytes([s[0], s[1], s[2], s[3]]),
+                };
+                if v.is_finite() {
+                    sum += v.clamp(-1.0, 1.0);
+                } else {
+                    bad += 1;
+                }
+            }
+            self.mono.push(sum / self.channels as f32);
+        }
+        match &mut self.resampler {
+            Some(r) => r.push(&self.mono, out),
+            None => out.extend_from_slice(&self.mono),
+        }
+        Ok(bad)
+    }
+
+    /// The resampler's last samples into `out`, at the end of the audio.
+    pub fn finish(&mut self, out: &mut Vec<f32>) {
+        if let Some(r) = self.resampler.as_mut() {
+            r.finish(out);
+        }
+    }
+}
+
+/// Reads a client's text message as a `start`: `Ok(None)` for another valid message, an error
+/// code and message for one that is not valid.
+pub fn parse_start(text: &str) -> Result<Option<Start>, (ErrorCode, String)> {
+    let msg: ClientMessage = serde_json::from_str(text).map_err(|e| {
+        let is_start = serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .is_some_and(|v| v["type"] == "start");
+        let code = if is_start {
+            ErrorCode::BadStart
+        } else {
+            ErrorCode::BadMessage
+        };
+        (code, e.to_string())
+    })?;
+    let ClientMessage::Start {
+        encoding,
+        sample_rate,
+        channels,
+        options,
+    } = msg
+    else {
+        return Ok(None);
+    };
+    let bad = |m: String| Err((ErrorCode::BadStart, m));
+    if !(4_000..=384_000).contains(&sample_rate) {
+        return bad(format!(
+            "sample_rate {sample_rate} is outside 4000..=384000"
+        ));
+    }
+    if !(1..=32).contains(&channels) {
+        return bad(format!("channels {channels} is outside 1..=32"));
+    }
+    let StartOptions {
+        num_speakers,
+        max_speakers,
+        latency,
+        hop,
+        known_speakers,
+        redact,
+    } = options;
+    if num_speakers == Some(0) {
+        return bad("num_speakers must be at least 1".into());
+    }
+    let audio = FrameDecoder::new(encoding, sample_rate, channels as usize)
+        .map_err(|e| (ErrorCode::BadStart, e))?;
+    Ok(Some(Start {
+        audio,
+        options: StreamOptions {
+            max_speakers: num_speakers.or(max_speakers),
+            known_speakers,
+            latency_secs: latency,
+            hop_secs: hop,
+            // The engine spreads sessions over the backbone phases.
+            backbone_phase: None,
+        },
+        redact,
+    }))
 }

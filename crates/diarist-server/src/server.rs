@@ -103,6 +103,8 @@ impl Server {
 
 /// One TCP connection: a request head within the time and size limits, then its route.
 async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
+    // The id names the connection in the log and, once upgraded, its session.
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let limit = Duration::from_secs_f64(shared.config.handshake_timeout_secs);
     let head = tokio::time::timeout(
         limit,
@@ -156,7 +158,7 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
         ),
         ("GET", "/") => reply(200, "OK", "text/html; charset=utf-8", PAGE),
         ("GET", "/v1/stream") => {
-            upgrade(stream, head, rest, shared).await;
+            upgrade(stream, head, rest, shared, id).await;
             return;
         }
         _ => reply(404, "Not Found", "text/plain", "not found\n"),
@@ -164,65 +166,91 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
     let _ = stream.write_all(&answer).await;
 }
 
+/// Compares two secrets in time that depends on their lengths only, not on where they differ.
+fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    let mut diff = given.len() ^ expected.len();
+    for (i, e) in expected.iter().enumerate() {
+        diff |= usize::from(given.get(i).copied().unwrap_or(!e) ^ e);
+    }
+    std::hint::black_box(diff) == 0
+}
+
+/// A taken session slot: counted in `sessions_active` until dropped, also when the session's
+/// task panics (the drop runs while it unwinds).
+struct SessionSlot<'a> {
+    metrics: &'a Metrics,
+    id: u64,
+}
+
+impl<'a> SessionSlot<'a> {
+    /// Takes one of `max` slots, or `None` when all are taken.
+    fn take(metrics: &'a Metrics, max: usize, id: u64) -> Option<Self> {
+        metrics
+            .sessions_active
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max as u64).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Self { metrics, id })
+    }
+}
+
+impl Drop for SessionSlot<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            tracing::error!(
+                session = self.id,
+                "the session failed (panic): its slot is released"
+            );
+        }
+        self.metrics.sessions_active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Answers a refused connection with `status` and logs why.
+async fn refuse(stream: &mut TcpStream, id: u64, status: u16, reason: &str, body: &str) {
+    tracing::warn!(
+        session = id,
+        status,
+        "connection refused: {}",
+        body.trim_end()
+    );
+    let _ = stream
+        .write_all(&http::response(status, reason, "text/plain", body))
+        .await;
+}
+
 /// Checks the token and the session limit, answers the upgrade and runs the session.
-async fn upgrade(mut stream: TcpStream, head: http::Head, rest: Vec<u8>, shared: Arc<Shared>) {
+async fn upgrade(
+    mut stream: TcpStream,
+    head: http::Head,
+    rest: Vec<u8>,
+    shared: Arc<Shared>,
+    id: u64,
+) {
     let token = head
         .header("authorization")
         .and_then(|v| v.strip_prefix("Bearer "))
         .or_else(|| head.query_param("token"));
-    if token != Some(shared.config.token.as_str()) {
-        shared
-            .metrics
-            .refused_unauthorized
-            .fetch_add(1, Ordering::Relaxed);
-        let _ = stream
-            .write_all(&http::response(
-                401,
-                "Unauthorized",
-                "text/plain",
-                "a valid bearer token is required\n",
-            ))
-            .await;
-        return;
+    let m = &shared.metrics;
+    if !token.is_some_and(|t| same_secret(t.as_bytes(), shared.config.token.as_bytes())) {
+        m.refused_unauthorized.fetch_add(1, Ordering::Relaxed);
+        let body = "a valid bearer token is required\n";
+        return refuse(&mut stream, id, 401, "Unauthorized", body).await;
     }
     let is_upgrade = head
         .header("upgrade")
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     let Some(key) = head.header("sec-websocket-key").filter(|_| is_upgrade) else {
-        let _ = stream
-            .write_all(&http::response(
-                426,
-                "Upgrade Required",
-                "text/plain",
-                "a WebSocket upgrade is required\n",
-            ))
-            .await;
-        return;
+        let body = "a WebSocket upgrade is required\n";
+        return refuse(&mut stream, id, 426, "Upgrade Required", body).await;
     };
-    // Take a session slot, or refuse.
-    let m = &shared.metrics;
-    let max = shared.config.max_sessions as u64;
-    let taken = m
-        .sessions_active
-        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-            (n < max).then_some(n + 1)
-        })
-        .is_ok();
-    if !taken || *shared.shutdown.borrow() {
-        if taken {
-            m.sessions_active.fetch_sub(1, Ordering::AcqRel);
-        }
+    let slot = SessionSlot::take(m, shared.config.max_sessions, id);
+    let Some(_slot) = slot.filter(|_| !*shared.shutdown.borrow()) else {
         m.refused_busy.fetch_add(1, Ordering::Relaxed);
-        let _ = stream
-            .write_all(&http::response(
-                503,
-                "Service Unavailable",
-                "text/plain",
-                "too many sessions\n",
-            ))
-            .await;
-        return;
-    }
+        let body = "too many sessions\n";
+        return refuse(&mut stream, id, 503, "Service Unavailable", body).await;
+    };
     m.sessions_total.fetch_add(1, Ordering::Relaxed);
     if stream.write_all(&http::upgrade_response(key)).await.is_ok() {
         let _ = stream.set_nodelay(true);
@@ -231,13 +259,8 @@ async fn upgrade(mut stream: TcpStream, head: http::Head, rest: Vec<u8>, shared:
             .max_message_size(Some(shared.config.max_frame_bytes));
         let ws =
             WebSocketStream::from_partially_read(stream, rest, Role::Server, Some(config)).await;
-        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         crate::session::run(ws, shared.clone(), id).await;
     }
-    shared
-        .metrics
-        .sessions_active
-        .fetch_sub(1, Ordering::AcqRel);
 }
 
 /// Serves on a runtime of its own until SIGTERM or SIGINT, then shuts down gracefully.
@@ -252,15 +275,54 @@ pub fn serve_until_signalled(
         .build()?;
     runtime.block_on(async move {
         let server = Server::bind(config, engine, redaction).await?;
-        eprintln!("diarist: serving on {}", server.local_addr()?);
+        tracing::info!(address = %server.local_addr()?, "serving");
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let signalled = async move {
             tokio::select! {
                 _ = term.recv() => {}
                 _ = tokio::signal::ctrl_c() => {}
             }
-            eprintln!("diarist: shutting down: flushing every session");
+            tracing::info!("shutting down: flushing every session");
         };
         server.run(signalled).await
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_match_only_when_equal() {
+        assert!(same_secret(b"test-token", b"test-token"));
+        for other in [
+            &b""[..],
+            b"test-toke",
+            b"test-tokem",
+            b"test-token!",
+            b"Test-token",
+        ] {
+            assert!(!same_secret(other, b"test-token"), "{other:?}");
+        }
+        assert!(!same_secret(b"x", b""));
+    }
+
+    /// A session task that panics still gives its slot back.
+    #[tokio::test]
+    async fn a_panicking_session_releases_its_slot() {
+        let metrics = Arc::new(Metrics::default());
+        let held = metrics.clone();
+        let task = tokio::spawn(async move {
+            let _slot = SessionSlot::take(&held, 1, 7).expect("a free slot");
+            assert!(
+                SessionSlot::take(&held, 1, 8).is_none(),
+                "the only slot is taken"
+            );
+            panic!("forced panic in a session");
+        });
+        let err = task.await.expect_err("the task panicked");
+        assert!(err.is_panic());
+        assert_eq!(metrics.sessions_active.load(Ordering::Acquire), 0);
+        assert!(SessionSlot::take(&metrics, 1, 9).is_some());
+    }
 }

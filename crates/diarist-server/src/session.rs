@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use diarist_audio::{AudioWriter, Resampler};
+use diarist_audio::AudioWriter;
 use diarist_core::rttm::Turn;
 use diarist_core::transcript::speaker_of;
+use diarist_engine::Event;
 use diarist_engine::stream::TurnState;
-use diarist_engine::{Event, StreamOptions};
-use diarist_pii::{PiiConfig, Tagger};
+use diarist_pii::{PiiConfig, TaggerPool};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -22,7 +22,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::protocol::{ClientMessage, Encoding, EndTotals, ErrorCode, ServerMessage, StartOptions};
+use crate::protocol::{ClientMessage, EndTotals, ErrorCode, ServerMessage, Start, parse_start};
 use crate::server::Shared;
 
 const RATE: f64 = 16_000.0;
@@ -30,6 +30,8 @@ const RATE: f64 = 16_000.0;
 /// The sending half, with the send timeout and the error counters.
 struct Out<S> {
     sink: SplitSink<WebSocketStream<S>, Message>,
+    /// The session's id, for the log.
+    session: u64,
     timeout: Duration,
     shared: Arc<Shared>,
     /// The client is gone or stopped reading: nothing more is sent.
@@ -44,9 +46,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Out<S> {
         let text = serde_json::to_string(msg).expect("messages serialise");
         match tokio::time::timeout(self.timeout, self.sink.send(Message::text(text))).await {
             Ok(Ok(())) => {}
-            Ok(Err(_)) => self.dead = true,
+            Ok(Err(e)) => {
+                tracing::info!(session = self.session, error = %e, "the client is gone: its audio is still diarized");
+                self.dead = true;
+            }
             Err(_) => {
                 // The client stopped reading: it is dropped, its audio is still diarized.
+                tracing::warn!(
+                    session = self.session,
+                    "the client stopped reading: dropped, its audio is still diarized"
+                );
                 self.shared.metrics.error(ErrorCode::SlowConsumer);
                 self.dead = true;
             }
@@ -56,6 +65,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Out<S> {
     async fn error(&mut self, code: ErrorCode, message: impl Into<String>, fatal: bool) {
         self.shared.metrics.error(code);
         let message = message.into();
+        tracing::warn!(
+            session = self.session,
+            code = code.as_str(),
+            fatal,
+            "{message}"
+        );
         self.send(&ServerMessage::Error {
             code,
             message,
@@ -78,39 +93,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Out<S> {
     }
 }
 
-/// The PII tagger every session shares, with the redaction policy.
+/// The PII taggers every session shares (a pool of worker threads behind a bounded queue), with
+/// the redaction policy.
 #[derive(Clone)]
 pub struct Redaction {
-    tagger: Arc<std::sync::Mutex<Tagger>>,
+    pool: Arc<TaggerPool>,
     policy: Arc<PiiConfig>,
 }
 
 impl Redaction {
-    /// Shares `tagger` between sessions; `policy` says what is hidden and how.
-    pub fn new(tagger: Tagger, policy: PiiConfig) -> Self {
+    /// Shares the taggers of `pool` between sessions; `policy` says what is hidden and how.
+    pub fn new(pool: TaggerPool, policy: PiiConfig) -> Self {
         Self {
-            tagger: Arc::new(std::sync::Mutex::new(tagger)),
+            pool: Arc::new(pool),
             policy: Arc::new(policy),
         }
     }
 
-    /// `text` with its personal data hidden, tagged off the async threads. If tagging fails the
-    /// whole text is hidden: personal data never leaves unredacted.
-    async fn redact(&self, text: String) -> String {
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let found = this
-                .tagger
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .tag(&text);
-            match found {
-                Ok(entities) => diarist_pii::redact(&text, &entities, &this.policy),
-                Err(_) => this.policy.mask.clone(),
+    /// `text` with its personal data hidden. If tagging fails the whole text is hidden: personal
+    /// data never leaves unredacted.
+    async fn redact(&self, text: String, session: u64) -> String {
+        match self.pool.tag(text).await {
+            Ok((text, entities)) => diarist_pii::redact(&text, &entities, &self.policy),
+            Err(e) => {
+                tracing::warn!(session, error = %e, "PII tagging failed: the transcript is masked");
+                self.policy.mask.clone()
             }
-        })
-        .await
-        .unwrap_or_else(|_| self.policy.mask.clone())
+        }
     }
 }
 
@@ -119,59 +128,6 @@ struct PendingTranscript {
     start: f64,
     end: f64,
     text: String,
-}
-
-/// What a valid `start` asks for.
-struct Started {
-    format: Format,
-    options: StreamOptions,
-    /// The client's choice on redacting transcripts, if it made one.
-    redact: Option<bool>,
-}
-
-/// Audio format of a started session.
-struct Format {
-    encoding: Encoding,
-    channels: usize,
-    resampler: Option<Resampler>,
-    /// Mono samples of the frame being decoded (kept between frames).
-    mono: Vec<f32>,
-}
-
-impl Format {
-    /// Mono 16 kHz samples of one binary frame into `out`; counts non-finite samples (which
-    /// become silence).
-    fn decode(&mut self, bytes: &[u8], out: &mut Vec<f32>) -> Result<usize, String> {
-        let frame = self.encoding.bytes() * self.channels;
-        if !bytes.len().is_multiple_of(frame) {
-            return Err(format!(
-                "{} bytes is not a whole number of {frame}-byte sample frames",
-                bytes.len()
-            ));
-        }
-        let mut bad = 0;
-        self.mono.clear();
-        for f in bytes.chunks_exact(frame) {
-            let mut sum = 0f32;
-            for s in f.chunks_exact(self.encoding.bytes()) {
-                let v = match self.encoding {
-                    Encoding::PcmS16le => i16::from_le_bytes([s[0], s[1]]) as f32 / 32768.0,
-                    Encoding::PcmF32le => f32::from_le_bytes([s[0], s[1], s[2], s[3]]),
-                };
-                if v.is_finite() {
-                    sum += v.clamp(-1.0, 1.0);
-                } else {
-                    bad += 1;
-                }
-            }
-            self.mono.push(sum / self.channels as f32);
-        }
-        match &mut self.resampler {
-            Some(r) => r.push(&self.mono, out),
-            None => out.extend_from_slice(&self.mono),
-        }
-        Ok(bad)
-    }
 }
 
 /// Speaker turns heard so far, for attributing transcripts.
@@ -243,6 +199,7 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     let (sink, mut source) = ws.split();
     let mut out = Out {
         sink,
+        session: id,
         timeout: Duration::from_secs_f64(shared.config.send_timeout_secs),
         shared: shared.clone(),
         dead: false,
@@ -250,8 +207,8 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     let idle = Duration::from_secs_f64(shared.config.idle_timeout_secs);
     let mut shutdown = shared.shutdown.clone();
     // Before `start`.
-    let Started {
-        format,
+    let Start {
+        mut audio,
         options,
         redact,
     } = loop {
@@ -285,7 +242,6 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
             Some(Ok(_)) => {}
         }
     };
-    let mut format = format;
     let redaction = match (redact, &shared.redaction) {
         (Some(true), None) => {
             out.error(
@@ -325,6 +281,7 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
             .await;
         return;
     }
+    tracing::info!(session = id, "session started");
     out.send(&ServerMessage::Ready {
         session: id,
         protocol: 1,
@@ -388,6 +345,7 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                         transcripts: attributed,
                     })).await;
                     out.close(CloseCode::Normal, "end").await;
+                    tracing::info!(session = id, seconds = s.samples_final as f64 / RATE, speakers = s.speakers.len(), "session ended");
                     break;
                 }
                 // A server never pushes live audio, so there is no overload; the summary is `end`.
@@ -425,7 +383,7 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                     }
                     Some(Ok(Message::Binary(b))) => {
                         scratch.clear();
-                        match format.decode(&b, &mut scratch) {
+                        match audio.decode(&b, &mut scratch) {
                             Ok(bad) => {
                                 if bad > 0 && !warned_non_finite {
                                     warned_non_finite = true;
@@ -448,17 +406,19 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                     }
                     Some(Ok(Message::Text(t))) => match serde_json::from_str::<ClientMessage>(&t) {
                         Ok(ClientMessage::Stop) => {
-                            if let Some(r) = format.resampler.as_mut() {
-                                scratch.clear();
-                                r.finish(&mut scratch);
-                                received += scratch.len() as u64;
-                                shared.metrics.samples_received.fetch_add(scratch.len() as u64, Ordering::Relaxed);
-                                pending.extend(scratch.iter().copied());
-                            }
+                            scratch.clear();
+                            audio.finish(&mut scratch);
+                            received += scratch.len() as u64;
+                            shared.metrics.samples_received.fetch_add(scratch.len() as u64, Ordering::Relaxed);
+                            pending.extend(scratch.iter().copied());
                             ending = Ending::Stopping;
                         }
                         Ok(ClientMessage::Transcript { start, end, text }) => {
-                            if start.is_finite() && end.is_finite() && start >= 0.0 && end >= start {
+                            if transcripts.len() >= shared.config.max_pending_transcripts {
+                                out.error(ErrorCode::BadMessage, format!(
+                                    "{} transcript segments already wait for their audio to become final; this one is dropped",
+                                    transcripts.len()), false).await;
+                            } else if start.is_finite() && end.is_finite() && start >= 0.0 && end >= start {
                                 transcripts.push_back(PendingTranscript { start, end, text });
                                 attributed += flush_transcripts(&mut out, &mut transcripts, &turns, redaction.as_ref()).await;
                             } else {
@@ -510,7 +470,7 @@ async fn flush_transcripts<S: AsyncRead + AsyncWrite + Unpin>(
         }
         let t = pending.pop_front().expect("front exists");
         let text = match redaction {
-            Some(r) => r.redact(t.text).await,
+            Some(r) => r.redact(t.text, out.session).await,
             None => t.text,
         };
         out.send(&ServerMessage::Transcript {
@@ -524,70 +484,4 @@ async fn flush_transcripts<S: AsyncRead + AsyncWrite + Unpin>(
         n += 1;
     }
     n
-}
-
-/// Reads a `start` message: `Ok(None)` for another valid message, an error code for a bad one.
-fn parse_start(text: &str) -> Result<Option<Started>, (ErrorCode, String)> {
-    let msg: ClientMessage = serde_json::from_str(text).map_err(|e| {
-        let is_start = serde_json::from_str::<serde_json::Value>(text)
-            .ok()
-            .is_some_and(|v| v["type"] == "start");
-        let code = if is_start {
-            ErrorCode::BadStart
-        } else {
-            ErrorCode::BadMessage
-        };
-        (code, e.to_string())
-    })?;
-    let ClientMessage::Start {
-        encoding,
-        sample_rate,
-        channels,
-        options,
-    } = msg
-    else {
-        return Ok(None);
-    };
-    let bad = |m: String| Err((ErrorCode::BadStart, m));
-    if !(4_000..=384_000).contains(&sample_rate) {
-        return bad(format!(
-            "sample_rate {sample_rate} is outside 4000..=384000"
-        ));
-    }
-    if !(1..=32).contains(&channels) {
-        return bad(format!("channels {channels} is outside 1..=32"));
-    }
-    let StartOptions {
-        num_speakers,
-        max_speakers,
-        latency,
-        hop,
-        known_speakers,
-        redact,
-    } = options;
-    if num_speakers == Some(0) {
-        return bad("num_speakers must be at least 1".into());
-    }
-    let resampler = if sample_rate == RATE as u32 {
-        None
-    } else {
-        Some(Resampler::new(sample_rate, RATE as u32).map_err(|e| (ErrorCode::BadStart, e))?)
-    };
-    Ok(Some(Started {
-        format: Format {
-            encoding,
-            channels: channels as usize,
-            resampler,
-            mono: Vec::new(),
-        },
-        options: StreamOptions {
-            max_speakers: num_speakers.or(max_speakers),
-            known_speakers,
-            latency_secs: latency,
-            hop_secs: hop,
-            // The engine spreads sessions over the backbone phases.
-            backbone_phase: None,
-        },
-        redact,
-    }))
 }

@@ -298,3 +298,47 @@ async fn protocol_bad_inputs_and_graceful_shutdown_on_a_loopback_server() {
         .expect("the server exits once sessions have flushed")
         .unwrap();
 }
+
+/// Transcripts waiting for their audio are bounded per session: one past the limit is refused
+/// with a typed error and the session goes on; the ones taken come back attributed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_holds_a_bounded_number_of_pending_transcripts() {
+    let (url, stop, task) = start_server(|c| c.max_pending_transcripts = 2).await;
+    let audio = sample();
+    let mut ws = connect(&url).await;
+    send_json(&mut ws, serde_json::json!({"type": "start", "encoding": "pcm_s16le", "sample_rate": 16000, "channels": 1, "options": {"redact": false}})).await;
+    assert!(matches!(
+        next(&mut ws).await,
+        Some(ServerMessage::Ready { .. })
+    ));
+    for (start, end) in [(0.5, 1.5), (1.5, 2.5), (2.5, 3.5)] {
+        send_json(
+            &mut ws,
+            serde_json::json!({"type": "transcript", "start": start, "end": end, "text": "hello"}),
+        )
+        .await;
+    }
+    assert!(!expect_error(&mut ws, ErrorCode::BadMessage).await);
+    ws.send(Message::binary(pcm16(&audio[..4 * 16_000])))
+        .await
+        .unwrap();
+    send_json(&mut ws, serde_json::json!({"type": "stop"})).await;
+    let mut transcripts = 0;
+    loop {
+        match next(&mut ws).await {
+            Some(ServerMessage::Transcript { text, redacted, .. }) => {
+                assert_eq!((text.as_str(), redacted), ("hello", false));
+                transcripts += 1;
+            }
+            Some(ServerMessage::End(t)) => {
+                assert_eq!(t.transcripts, 2);
+                break;
+            }
+            Some(_) => {}
+            None => panic!("no end"),
+        }
+    }
+    assert_eq!(transcripts, 2);
+    stop.send(()).unwrap();
+    task.await.unwrap();
+}

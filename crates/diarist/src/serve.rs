@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use diarist_engine::Engine;
-use diarist_server::ServerConfig;
 use diarist_server::client::{ClientError, ClientOptions, stream_samples_blocking};
 use diarist_server::protocol::StartOptions;
 
@@ -16,7 +15,8 @@ use crate::stream::load_voiceprints;
 /// Arguments of `diarist serve`.
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// Server configuration [default: configs/server.toml of the install].
+    /// Server configuration file, merged last over the others found (`diarist config --server`
+    /// lists them).
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Address to listen on, overriding the configuration.
@@ -25,15 +25,16 @@ pub struct ServeArgs {
     /// Bearer token clients must present [default: the configuration's, else $DIARIST_TOKEN].
     #[arg(long)]
     pub token: Option<String>,
+    /// Log records on standard error as readable lines or JSON lines (`RUST_LOG` filters them;
+    /// default `info`).
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: crate::logs::LogFormat,
 }
 
 /// Runs `diarist serve`.
 pub fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
-    let path = args
-        .config
-        .clone()
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/server.toml"));
-    let mut config = ServerConfig::load(&path).map_err(anyhow::Error::msg)?;
+    crate::logs::init(args.log_format);
+    let (mut config, sources) = settings::load_server(args.config.as_deref())?;
     if let Some(l) = &args.listen {
         config.listen = l.clone();
     }
@@ -42,17 +43,44 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     } else if config.token.is_empty() {
         config.token = std::env::var("DIARIST_TOKEN").unwrap_or_default();
     }
-    let engine_config = settings::load(
+    let effective = settings::load_effective(
         &CommonArgs {
-            config: Some(config.engine.clone()),
+            config: config.engine_file().map(Path::to_path_buf),
             variant: None,
             segmentation_model: None,
         },
         &OfflineArgs::default(),
     )?;
+    let files: Vec<String> = (sources.iter().chain(&effective.sources))
+        .map(|s| s.file.display().to_string())
+        .collect();
+    tracing::info!(
+        files = %if files.is_empty() {
+            "none (the compiled-in defaults)".into()
+        } else {
+            files.join(", ")
+        },
+        models = %effective.install.models.path.display(),
+        onnxruntime = %effective.config.runtime.onnxruntime.display(),
+        "configuration"
+    );
+    let engine_config = effective.config;
     let engine = Engine::start(&engine_config)?;
-    let tagger = crate::redact::load_tagger(&engine_config)?;
-    let redaction = diarist_server::Redaction::new(tagger, engine_config.pii.clone());
+    let runtime = diarist_models::Runtime::load(&engine_config.runtime.onnxruntime)?;
+    let pool = diarist_pii::TaggerPool::from_config(
+        &runtime,
+        &engine_config.pii,
+        engine_config.runtime.session_options(),
+        config.redaction_workers,
+        config.redaction_queue,
+    )
+    .with_context(|| {
+        format!(
+            "loading the PII tagger {}",
+            engine_config.pii.model.display()
+        )
+    })?;
+    let redaction = diarist_server::Redaction::new(pool, engine_config.pii.clone());
     diarist_server::serve_until_signalled(config, engine, Some(redaction))?;
     Ok(ExitCode::SUCCESS)
 }

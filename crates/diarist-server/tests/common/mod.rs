@@ -28,23 +28,25 @@ pub async fn start_server(
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<()>,
 ) {
-    let mut config = ServerConfig::load(&root().join("configs/server.toml")).unwrap();
+    let mut config = ServerConfig::from_layers(&[]).unwrap();
     config.listen = "127.0.0.1:0".into();
     config.token = TOKEN.into();
     edit(&mut config);
-    let mut engine_config = Config::load(&config.engine).unwrap();
+    let mut engine_config = Config::from_toml_str("").unwrap();
+    engine_config.resolve_paths(&root().join("models"), &root().join(".ort"));
     engine_config.streaming.workers = 2;
     let engine = Engine::start(&engine_config).unwrap();
     let runtime = diarist_models::Runtime::load(&engine_config.runtime.onnxruntime).unwrap();
     let pii = &engine_config.pii;
-    let tagger = diarist_pii::Tagger::load(
+    let pool = diarist_pii::TaggerPool::from_config(
         &runtime,
-        &pii.model,
-        &pii.variant,
-        diarist_pii::TaggerOptions::from_config(pii, Default::default()),
+        pii,
+        Default::default(),
+        config.redaction_workers,
+        config.redaction_queue,
     )
     .unwrap();
-    let redaction = Redaction::new(tagger, pii.clone());
+    let redaction = Redaction::new(pool, pii.clone());
     let server = Server::bind(config, engine, Some(redaction)).await.unwrap();
     let addr = server.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
