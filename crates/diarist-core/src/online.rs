@@ -62,9 +62,9 @@ pub struct WindowObservation<'a> {
     /// Frames of the window holding real audio (fewer than `window_frames` for a zero-padded
     /// last window).
     pub valid_frames: usize,
-    /// Frames of the window that may become final now: `window_frames`, but for a last window
-    /// cut short only those whose span ends inside its real audio (the end of the stream
-    /// finalises the rest), so that no final turn reaches past the audio received.
+    /// Frames of the window that may become final now: those whose span ends inside its real
+    /// audio (the next window or the end of the stream finalises the rest), so that no final
+    /// turn reaches past the audio received.
     pub final_frames: usize,
     /// Backbone features of the context and the window, `[frames, dimension]` row-major.
     pub features: &'a [f32],

@@ -687,15 +687,16 @@ impl Driver {
                 let w = entry.remove();
                 let t = Instant::now();
                 let before = diarizer.final_samples() as u64;
-                let (valid_frames, final_frames) = if w.valid_samples >= plan.window {
-                    (plan.params.window_frames, plan.params.window_frames)
+                // Only frames whose span ends inside the window's real audio may become final
+                // now (all of a full window's, for the shipped models).
+                let grid = plan.params.grid;
+                let real = w.valid_samples.min(plan.window);
+                let valid_frames = if real == plan.window {
+                    plan.params.window_frames
                 } else {
-                    let grid = plan.params.grid;
-                    (
-                        grid.frames_covering(w.valid_samples),
-                        grid.frames_within(w.valid_samples),
-                    )
+                    grid.frames_covering(real)
                 };
+                let final_frames = grid.frames_within(real);
                 // The activity covers the window's context and the window; a lost window has no
                 // context and no features.
                 let (act, context, features) = match w.outcome {

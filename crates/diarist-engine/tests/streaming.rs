@@ -19,7 +19,8 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn config() -> Config {
-    let mut c = Config::load(&root().join("configs/diarist.toml")).unwrap();
+    let mut c = Config::from_toml_str("").unwrap();
+    c.resolve_paths(&root().join("models"), &root().join(".ort"));
     c.streaming.workers = 2;
     c
 }
