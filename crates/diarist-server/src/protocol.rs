@@ -2,6 +2,7 @@
 //! binary frames from the client.
 
 use diarist_audio::Resampler;
+use diarist_engine::stream::TurnState;
 use diarist_engine::{Event, StreamOptions, Voiceprint};
 use serde::{Deserialize, Serialize};
 
@@ -161,7 +162,32 @@ pub struct EndTotals {
     pub transcripts: u64,
 }
 
-/// What the server sends as text. Times in stream events are samples at 16 kHz.
+/// What a turn message says happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TurnStatus {
+    /// The speaker started talking.
+    Started,
+    /// The turn goes on; final up to `end`.
+    Updated,
+    /// The turn is over.
+    Ended,
+}
+
+/// A provisional turn in the stretch that is not final yet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TentativeTurn {
+    /// Speaker, `null` while the voice is not named yet.
+    pub speaker: Option<String>,
+    /// First sample.
+    pub start: u64,
+    /// One past the last sample.
+    pub end: u64,
+}
+
+/// What the server sends as text. Times in `speaker`, `turn` and `tentative` messages are samples
+/// at 16 kHz. These types are the protocol's own: engine events are converted into them
+/// (`TryFrom<Event>`), so a change in the engine cannot change the wire format by accident.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
@@ -173,6 +199,39 @@ pub enum ServerMessage {
         protocol: u32,
         /// Sample rate of positions in events.
         sample_rate: u32,
+    },
+    /// A new speaker was heard (or an enrolled one for the first time).
+    Speaker {
+        /// Label used in turn messages.
+        speaker: String,
+        /// Whether the speaker was enrolled (recognised by voiceprint).
+        enrolled: bool,
+    },
+    /// A final statement about a speaker's turn: it never changes afterwards.
+    Turn {
+        /// Started, updated or ended.
+        status: TurnStatus,
+        /// Speaker label.
+        speaker: String,
+        /// First sample of the turn.
+        start: u64,
+        /// One past the last final sample.
+        end: u64,
+        /// Always true: turn messages are final.
+        #[serde(rename = "final")]
+        is_final: bool,
+    },
+    /// The current guess for the stretch that is not final yet; each replaces the previous one.
+    Tentative {
+        /// Always false.
+        #[serde(rename = "final")]
+        is_final: bool,
+        /// First sample not final yet.
+        from: u64,
+        /// One past the last sample diarized.
+        to: u64,
+        /// Provisional turns.
+        turns: Vec<TentativeTurn>,
     },
     /// A transcript segment attributed to a speaker.
     Transcript {
@@ -206,9 +265,54 @@ pub enum ServerMessage {
     },
     /// The session is over: totals.
     End(EndTotals),
-    /// A stream event as the engine reports it: `speaker`, `turn` (final) or `tentative`.
-    #[serde(untagged)]
-    Stream(Event),
+}
+
+impl TryFrom<Event> for ServerMessage {
+    /// An event with no message of its own: `overload` (a server never pushes live audio) and
+    /// `summary` (the session's `end` carries its totals).
+    type Error = Event;
+
+    fn try_from(e: Event) -> Result<Self, Event> {
+        Ok(match e {
+            Event::Speaker { speaker, enrolled } => Self::Speaker { speaker, enrolled },
+            Event::Turn {
+                status,
+                speaker,
+                start,
+                end,
+                is_final,
+            } => Self::Turn {
+                status: match status {
+                    TurnState::Started => TurnStatus::Started,
+                    TurnState::Updated => TurnStatus::Updated,
+                    TurnState::Ended => TurnStatus::Ended,
+                },
+                speaker,
+                start,
+                end,
+                is_final,
+            },
+            Event::Tentative {
+                is_final,
+                from,
+                to,
+                turns,
+            } => Self::Tentative {
+                is_final,
+                from,
+                to,
+                turns: turns
+                    .into_iter()
+                    .map(|t| TentativeTurn {
+                        speaker: t.speaker,
+                        start: t.start,
+                        end: t.end,
+                    })
+                    .collect(),
+            },
+            other @ (Event::Overload { .. } | Event::Summary(_)) => return Err(other),
+        })
+    }
 }
 
 /// The rate every session's audio is resampled to.
@@ -350,4 +454,182 @@ pub fn parse_start(text: &str) -> Result<Option<Start>, (ErrorCode, String)> {
         },
         redact,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Serialises `m`, compares with `json` and reads it back.
+    fn pin<T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(
+        m: T,
+        json: &str,
+    ) {
+        assert_eq!(serde_json::to_string(&m).unwrap(), json);
+        assert_eq!(serde_json::from_str::<T>(json).unwrap(), m);
+    }
+
+    #[test]
+    fn every_server_message_has_its_pinned_json() {
+        pin(
+            ServerMessage::Ready {
+                session: 7,
+                protocol: 1,
+                sample_rate: 16_000,
+            },
+            r#"{"type":"ready","session":7,"protocol":1,"sample_rate":16000}"#,
+        );
+        pin(
+            ServerMessage::Speaker {
+                speaker: "Ana".into(),
+                enrolled: true,
+            },
+            r#"{"type":"speaker","speaker":"Ana","enrolled":true}"#,
+        );
+        for (status, name) in [
+            (TurnStatus::Started, "started"),
+            (TurnStatus::Updated, "updated"),
+            (TurnStatus::Ended, "ended"),
+        ] {
+            pin(
+                ServerMessage::Turn {
+                    status,
+                    speaker: "S1".into(),
+                    start: 16_000,
+                    end: 20_000,
+                    is_final: true,
+                },
+                &format!(
+                    r#"{{"type":"turn","status":"{name}","speaker":"S1","start":16000,"end":20000,"final":true}}"#
+                ),
+            );
+        }
+        pin(
+            ServerMessage::Tentative {
+                is_final: false,
+                from: 32_000,
+                to: 48_000,
+                turns: vec![
+                    TentativeTurn {
+                        speaker: Some("S2".into()),
+                        start: 32_000,
+                        end: 40_000,
+                    },
+                    TentativeTurn {
+                        speaker: None,
+                        start: 40_000,
+                        end: 48_000,
+                    },
+                ],
+            },
+            r#"{"type":"tentative","final":false,"from":32000,"to":48000,"turns":[{"speaker":"S2","start":32000,"end":40000},{"speaker":null,"start":40000,"end":48000}]}"#,
+        );
+        pin(
+            ServerMessage::Transcript {
+                start: 22.0,
+                end: 26.5,
+                speaker: None,
+                text: "this is [PERSON_NAME]".into(),
+                redacted: true,
+            },
+            r#"{"type":"transcript","start":22.0,"end":26.5,"speaker":null,"text":"this is [PERSON_NAME]","redacted":true}"#,
+        );
+        pin(
+            ServerMessage::Stats {
+                samples_received: 48_000,
+                samples_final: 16_000,
+            },
+            r#"{"type":"stats","samples_received":48000,"samples_final":16000}"#,
+        );
+        for code in ErrorCode::ALL {
+            pin(
+                ServerMessage::Error {
+                    code,
+                    message: "why".into(),
+                    fatal: false,
+                },
+                &format!(
+                    r#"{{"type":"error","code":"{}","message":"why","fatal":false}}"#,
+                    code.as_str()
+                ),
+            );
+        }
+        pin(
+            ServerMessage::End(EndTotals {
+                samples_received: 480_000,
+                samples_processed: 480_000,
+                samples_lost: 0,
+                speakers: vec!["S1".into(), "S2".into()],
+                transcripts: 1,
+            }),
+            r#"{"type":"end","samples_received":480000,"samples_processed":480000,"samples_lost":0,"speakers":["S1","S2"],"transcripts":1}"#,
+        );
+    }
+
+    #[test]
+    fn every_client_message_has_its_pinned_json() {
+        pin(
+            ClientMessage::Start {
+                encoding: Encoding::PcmS16le,
+                sample_rate: 48_000,
+                channels: 2,
+                options: StartOptions {
+                    max_speakers: Some(3),
+                    hop: Some(0.5),
+                    redact: Some(false),
+                    ..Default::default()
+                },
+            },
+            r#"{"type":"start","encoding":"pcm_s16le","sample_rate":48000,"channels":2,"options":{"max_speakers":3,"hop":0.5,"redact":false}}"#,
+        );
+        pin(
+            ClientMessage::Start {
+                encoding: Encoding::PcmF32le,
+                sample_rate: 16_000,
+                channels: 1,
+                options: StartOptions {
+                    num_speakers: Some(2),
+                    latency: Some(2.0),
+                    known_speakers: vec![Voiceprint {
+                        name: "Ana".into(),
+                        embedding: vec![0.5, -0.25],
+                    }],
+                    ..Default::default()
+                },
+            },
+            r#"{"type":"start","encoding":"pcm_f32le","sample_rate":16000,"channels":1,"options":{"num_speakers":2,"latency":2.0,"known_speakers":[{"name":"Ana","embedding":[0.5,-0.25]}]}}"#,
+        );
+        pin(
+            ClientMessage::Transcript {
+                start: 1.5,
+                end: 2.0,
+                text: "hello".into(),
+            },
+            r#"{"type":"transcript","start":1.5,"end":2.0,"text":"hello"}"#,
+        );
+        pin(ClientMessage::Stop, r#"{"type":"stop"}"#);
+    }
+
+    #[test]
+    fn engine_events_become_their_messages_and_the_rest_stay_events() {
+        let turn = Event::Turn {
+            status: TurnState::Updated,
+            speaker: "S1".into(),
+            start: 1,
+            end: 2,
+            is_final: true,
+        };
+        assert_eq!(
+            ServerMessage::try_from(turn).unwrap(),
+            ServerMessage::Turn {
+                status: TurnStatus::Updated,
+                speaker: "S1".into(),
+                start: 1,
+                end: 2,
+                is_final: true,
+            }
+        );
+        let overload = Event::Overload { at: 5, samples: 9 };
+        assert_eq!(ServerMessage::try_from(overload.clone()), Err(overload));
+    }
 }

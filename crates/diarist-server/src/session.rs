@@ -349,8 +349,8 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                     break;
                 }
                 // A server never pushes live audio, so there is no overload; the summary is `end`.
-                if matches!(e, Event::Speaker { .. } | Event::Turn { .. } | Event::Tentative { .. }) {
-                    out.send(&ServerMessage::Stream(e)).await;
+                if let Ok(m) = ServerMessage::try_from(e) {
+                    out.send(&m).await;
                 }
                 attributed += flush_transcripts(&mut out, &mut transcripts, &turns, redaction.as_ref()).await;
             }

@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use diarist_engine::Event;
 use diarist_server::client::{ClientError, ClientOptions, stream_samples};
 use diarist_server::protocol::{ErrorCode, ServerMessage};
 use futures_util::{SinkExt, StreamExt};
@@ -42,7 +41,7 @@ async fn next(ws: &mut Ws) -> Option<ServerMessage> {
                 let m: ServerMessage = serde_json::from_str(&t).unwrap();
                 if !matches!(
                     m,
-                    ServerMessage::Stream(Event::Tentative { .. }) | ServerMessage::Stats { .. }
+                    ServerMessage::Tentative { .. } | ServerMessage::Stats { .. }
                 ) {
                     return Some(m);
                 }
@@ -109,7 +108,7 @@ async fn protocol_bad_inputs_and_graceful_shutdown_on_a_loopback_server() {
     let steady = tokio::spawn(async move {
         let mut turns = 0;
         let r = stream_samples(steady_audio, &opts, |m| {
-            if matches!(m, ServerMessage::Stream(Event::Turn { .. })) {
+            if matches!(m, ServerMessage::Turn { .. }) {
                 turns += 1;
             }
         })
@@ -129,13 +128,13 @@ async fn protocol_bad_inputs_and_graceful_shutdown_on_a_loopback_server() {
     assert_eq!(totals.transcripts, 1);
     assert!(totals.speakers.len() >= 2, "{totals:?}");
     let turn_speaker = all.iter().find_map(|m| match m {
-        ServerMessage::Stream(Event::Turn {
+        ServerMessage::Turn {
             speaker,
             start,
             end,
             is_final,
             ..
-        }) if *start <= 23 * 16_000 && *end >= 25 * 16_000 => {
+        } if *start <= 23 * 16_000 && *end >= 25 * 16_000 => {
             assert!(is_final);
             Some(speaker.clone())
         }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use diarist_engine::offline::SAMPLE_RATE;
-use diarist_engine::{Config, Engine, Event};
+use diarist_engine::{Config, Engine};
 use diarist_server::Server;
 use diarist_server::client::{ClientOptions, stream_samples};
 use diarist_server::protocol::{ServerMessage, StartOptions};
@@ -70,7 +70,7 @@ async fn run_level(
         tasks.push(tokio::spawn(async move {
             let begun = Instant::now();
             stream_samples(samples, &opts, |m| {
-                if let ServerMessage::Stream(Event::Turn { end, .. }) = m {
+                if let ServerMessage::Turn { end, .. } = m {
                     let due = begun + Duration::from_secs_f64(*end as f64 / SAMPLE_RATE as f64);
                     let ms = Instant::now().saturating_duration_since(due).as_millis() as u64;
                     let _ = latency
