@@ -191,7 +191,8 @@ pub fn forward_resampled(
             Read::Gap(g) => {
                 writer.lose((g.len * u64::from(TARGET_RATE) / u64::from(rate)) as usize)
             }
-            Read::Empty => std::thread::sleep(std::time::Duration::from_millis(5)),
+            // Parked until the capture callback writes again (or stops).
+            Read::Empty => reader.wait_readable(1),
             Read::Closed => break,
         }
         if !out.is_empty() {

@@ -6,10 +6,20 @@
 //! audio silently: what does not fit is recorded as a [`Gap`] at its exact place in the stream,
 //! and the reader receives it in order with the samples. Positions count every sample the source
 //! produced, gaps included, so time stays exact.
+//!
+//! Neither side polls. A reader that needs more audio says how much
+//! ([`AudioReader::wake_when_readable`]) and parks its thread; the writer unparks it once that
+//! much has been written (or lost, or the writer is gone): an atomic load per push, and an unpark
+//! only when the reader asked. A writer waiting for room parks its thread
+//! ([`AudioWriter::push_wait`]) or registers its task ([`AudioWriter::writable`]), and the reader
+//! wakes it when it has taken samples out.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Poll, Waker};
+use std::thread::Thread;
+use std::time::Instant;
 
 use ringbuf::HeapRb;
 use ringbuf::traits::{Consumer, Observer, Producer, Split};
@@ -32,10 +42,77 @@ pub struct Arrival {
     pub at: Instant,
 }
 
-#[derive(Debug, Default)]
+/// A writer waiting for room: a parked thread or an async task.
+#[derive(Debug)]
+enum Waiting {
+    Thread(Thread),
+    Task(Waker),
+}
+
+/// What the two halves share besides the rings: whether each is still there, and who to wake.
+#[derive(Debug)]
 struct Flags {
     writer_gone: AtomicBool,
     reader_gone: AtomicBool,
+    /// The reading thread, once it has asked to be woken.
+    reader: OnceLock<Thread>,
+    /// Wake the reader once the writer's position reaches this (`u64::MAX`: it has not asked).
+    wake_at: AtomicU64,
+    /// Whether a writer waits for room (then `waiting` says who).
+    writer_waits: AtomicBool,
+    waiting: Mutex<Option<Waiting>>,
+}
+
+impl Default for Flags {
+    fn default() -> Self {
+        Self {
+            writer_gone: AtomicBool::new(false),
+            reader_gone: AtomicBool::new(false),
+            reader: OnceLock::new(),
+            wake_at: AtomicU64::new(u64::MAX),
+            writer_waits: AtomicBool::new(false),
+            waiting: Mutex::new(None),
+        }
+    }
+}
+
+impl Flags {
+    /// Wakes the reader if the writer's `position` reached what it asked for.
+    fn wake_reader_at(&self, position: u64) {
+        // Publish the ring's new contents before reading `wake_at` (a reader that stores
+        // `wake_at` and then looks at the ring sees one or the other).
+        fence(Ordering::SeqCst);
+        if position >= self.wake_at.load(Ordering::Relaxed)
+            && let Some(t) = self.reader.get()
+        {
+            t.unpark();
+        }
+    }
+
+    /// Wakes a writer waiting for room.
+    fn wake_writer(&self) {
+        fence(Ordering::SeqCst);
+        // Cleared before the slot is emptied: a writer registering meanwhile sets it again.
+        if self.writer_waits.swap(false, Ordering::SeqCst) {
+            let waiting = self
+                .waiting
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            match waiting {
+                Some(Waiting::Thread(t)) => t.unpark(),
+                Some(Waiting::Task(w)) => w.wake(),
+                None => {}
+            }
+        }
+    }
+
+    /// Registers the writer as waiting for room; the caller checks for room again afterwards.
+    fn writer_will_wait(&self, who: Waiting) {
+        *self.waiting.lock().unwrap_or_else(|p| p.into_inner()) = Some(who);
+        self.writer_waits.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+    }
 }
 
 /// Why a blocking write stopped.
@@ -145,6 +222,7 @@ impl AudioWriter {
         self.position += written as u64;
         self.lose(samples.len() - written);
         self.record_arrival();
+        self.flags.wake_reader_at(self.position);
         written
     }
 
@@ -166,6 +244,7 @@ impl AudioWriter {
         }
         self.position += len;
         self.hand_over_gap();
+        self.flags.wake_reader_at(self.position);
     }
 
     /// Writes what fits of `samples` without waiting and loses nothing: returns how many were
@@ -182,21 +261,62 @@ impl AudioWriter {
         self.position += n as u64;
         if n > 0 {
             self.record_arrival();
+            self.flags.wake_reader_at(self.position);
         }
         Ok(n)
     }
 
-    /// Writes all of `samples`, waiting for room while the reader is behind (for sources that
-    /// can wait, such as files). Fails if the reader has gone.
+    /// Whether a sample could be written now: a pending gap handed over and room in the ring.
+    fn has_room(&mut self) -> bool {
+        self.hand_over_gap() && self.samples.vacant_len() > 0
+    }
+
+    /// Writes all of `samples`, parking the thread while the reader is behind (for sources that
+    /// can wait, such as files); the reader wakes it when it takes samples out. Fails if the
+    /// reader has gone.
     pub fn push_wait(&mut self, mut samples: &[f32]) -> Result<(), ReaderGone> {
         while !samples.is_empty() {
             let n = self.push_some(samples)?;
             samples = &samples[n..];
             if n == 0 {
-                std::thread::sleep(Duration::from_millis(2));
+                self.park_for_room();
             }
         }
         Ok(())
+    }
+
+    /// Parks the thread until the reader has taken something out or gone (or a spurious wake).
+    fn park_for_room(&mut self) {
+        self.flags
+            .writer_will_wait(Waiting::Thread(std::thread::current()));
+        if !self.has_room() && !self.reader_gone() {
+            std::thread::park();
+        }
+    }
+
+    /// Completes once a sample could be written without waiting, or the reader has gone (then
+    /// with [`ReaderGone`]): for async sources, which wait without holding a thread. The reader
+    /// wakes the task when it takes samples out.
+    pub fn writable(&mut self) -> impl Future<Output = Result<(), ReaderGone>> + '_ {
+        std::future::poll_fn(move |cx| {
+            if self.reader_gone() {
+                return Poll::Ready(Err(ReaderGone));
+            }
+            if self.has_room() {
+                return Poll::Ready(Ok(()));
+            }
+            self.flags
+                .writer_will_wait(Waiting::Task(cx.waker().clone()));
+            if self.has_room() || self.reader_gone() {
+                Poll::Ready(if self.reader_gone() {
+                    Err(ReaderGone)
+                } else {
+                    Ok(())
+                })
+            } else {
+                Poll::Pending
+            }
+        })
     }
 }
 
@@ -205,10 +325,11 @@ impl Drop for AudioWriter {
         // A gap still pending when the source ends is handed over by the reader's end check.
         while self.pending.is_some() && !self.reader_gone() {
             if !self.hand_over_gap() {
-                std::thread::sleep(Duration::from_millis(1));
+                self.park_for_room();
             }
         }
         self.flags.writer_gone.store(true, Ordering::Release);
+        self.flags.wake_reader_at(u64::MAX);
     }
 }
 
@@ -220,6 +341,8 @@ impl AudioReader {
 
     /// Copies up to `out.len()` samples, stopping at the next gap; returns a gap when it is next.
     pub fn read(&mut self, out: &mut [f32]) -> Read {
+        // A wake asked for before this read has served its purpose.
+        self.flags.wake_at.store(u64::MAX, Ordering::Relaxed);
         // Check the writer and the samples before the gaps: a gap is always handed over before
         // any later sample, so a sample seen here has every earlier gap visible too.
         let writer_gone = self.flags.writer_gone.load(Ordering::Acquire);
@@ -237,6 +360,7 @@ impl AudioReader {
                 gap.len += next.len;
             }
             self.position = gap.at + gap.len;
+            self.flags.wake_writer();
             return Read::Gap(gap);
         }
         let limit = match self.gaps.first() {
@@ -252,7 +376,31 @@ impl AudioReader {
         }
         let n = self.samples.pop_slice(&mut out[..want]);
         self.position += n as u64;
+        self.flags.wake_writer();
         Read::Samples(n)
+    }
+
+    /// Asks the writer to unpark the calling thread once `samples` samples past those read so
+    /// far have been written or lost, or the writer has gone; returns whether that is so
+    /// already (then the caller reads instead of parking). The first thread that asks is the
+    /// one woken from then on: read from one thread.
+    pub fn wake_when_readable(&self, samples: usize) -> bool {
+        let me = self.flags.reader.get_or_init(std::thread::current);
+        debug_assert_eq!(me.id(), std::thread::current().id(), "one reading thread");
+        let target = self.position.saturating_add(samples.max(1) as u64);
+        self.flags.wake_at.store(target, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        self.flags.writer_gone.load(Ordering::Acquire)
+            || !self.gaps.is_empty()
+            || self.samples.occupied_len() >= samples.max(1)
+    }
+
+    /// Parks the calling thread until `samples` samples past those read so far can be read, a
+    /// gap is next, or the writer has gone.
+    pub fn wait_readable(&self, samples: usize) {
+        while !self.wake_when_readable(samples) {
+            std::thread::park();
+        }
     }
 
     /// Hands every recorded arrival time to `f`, oldest first.
@@ -266,6 +414,7 @@ impl AudioReader {
 impl Drop for AudioReader {
     fn drop(&mut self) {
         self.flags.reader_gone.store(true, Ordering::Release);
+        self.flags.wake_writer();
     }
 }
 
@@ -413,6 +562,75 @@ mod tests {
         }
         t.join().unwrap().unwrap();
         assert_eq!(got, expected);
+    }
+
+    /// Both sides park instead of polling, and every wake-up they need arrives: a writer that
+    /// waits for room and a reader that waits for audio pass 100 000 samples through a ring of
+    /// 7 (a lost wake-up would hang here; the deadline turns that into a failure).
+    #[test]
+    fn parked_reader_and_writer_wake_each_other() {
+        let (mut w, mut r) = audio_ring(7);
+        let source: Vec<f32> = (0..100_000).map(|i| i as f32).collect();
+        let expected = source.clone();
+        let writer = std::thread::spawn(move || {
+            for piece in source.chunks(3) {
+                w.push_wait(piece).unwrap();
+            }
+        });
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut got = Vec::new();
+            let mut buf = [0f32; 5];
+            loop {
+                match r.read(&mut buf) {
+                    Read::Samples(n) => got.extend_from_slice(&buf[..n]),
+                    Read::Gap(g) => panic!("gap {g:?}"),
+                    Read::Empty => r.wait_readable(4),
+                    Read::Closed => break,
+                }
+            }
+            let _ = done.send(got);
+        });
+        let got = finished
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("no lost wake-up");
+        writer.join().unwrap();
+        assert_eq!(got, expected);
+    }
+
+    /// An async writer's `writable` completes once the reader takes samples out, and fails
+    /// once the reader is gone.
+    #[test]
+    fn an_async_writer_is_woken_by_the_reader() {
+        let (mut w, mut r) = audio_ring(4);
+        assert_eq!(w.push_some(&[1.0; 6]), Ok(4));
+        let reader = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let mut buf = [0f32; 2];
+            assert_eq!(r.read(&mut buf), Read::Samples(2));
+            r
+        });
+        let runtime = std::thread::current();
+        let waker = std::task::Waker::from(std::sync::Arc::new(ThreadWaker(runtime)));
+        let mut cx = std::task::Context::from_waker(&waker);
+        {
+            let mut room = std::pin::pin!(w.writable());
+            while room.as_mut().poll(&mut cx).is_pending() {
+                std::thread::park();
+            }
+        }
+        assert_eq!(w.push_some(&[2.0; 6]), Ok(2));
+        drop(reader.join().unwrap());
+        let mut room = std::pin::pin!(w.writable());
+        assert_eq!(room.as_mut().poll(&mut cx), Poll::Ready(Err(ReaderGone)));
+    }
+
+    struct ThreadWaker(Thread);
+
+    impl std::task::Wake for ThreadWaker {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
     }
 
     #[test]

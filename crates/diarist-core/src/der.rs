@@ -111,6 +111,39 @@ pub fn score(
     uem: Option<&[(u64, u64)]>,
     collar: u64,
 ) -> DerBreakdown {
+    let scored = scored_regions(reference, hypothesis, uem, collar);
+    let (ref_names, hyp_names) = (label_index(reference), label_index(hypothesis));
+    let (active, cooc) = segment_activity(reference, hypothesis, &scored, &ref_names, &hyp_names);
+    let mapping: Vec<Option<usize>> = max_weight_matching(&cooc)
+        .into_iter()
+        .enumerate()
+        .map(|(r, h)| h.filter(|&h| cooc[r][h] > 0.0))
+        .collect();
+
+    let mut out = DerBreakdown::default();
+    for (dur, r, h) in active {
+        let (n_ref, n_hyp) = (r.len() as u64, h.len() as u64);
+        let correct = r
+            .iter()
+            .filter(|&&a| mapping[a].is_some_and(|b| h.contains(&b)))
+            .count() as u64;
+        out.total += n_ref * dur;
+        out.miss += n_ref.saturating_sub(n_hyp) * dur;
+        out.false_alarm += n_hyp.saturating_sub(n_ref) * dur;
+        out.confusion += (n_ref.min(n_hyp) - correct) * dur;
+        out.correct += correct * dur;
+    }
+    out
+}
+
+/// The regions scored: the UEM's (else the extent of both turn lists), less a collar of
+/// `collar` samples around every reference boundary.
+fn scored_regions(
+    reference: &[Turn],
+    hypothesis: &[Turn],
+    uem: Option<&[(u64, u64)]>,
+    collar: u64,
+) -> Vec<(u64, u64)> {
     let scored = match uem {
         Some(u) => union(u.to_vec()),
         None => {
@@ -123,22 +156,33 @@ pub fn score(
             }
         }
     };
-    let scored = if collar > 0 {
-        let half = collar / 2;
-        let zones = reference
-            .iter()
-            .flat_map(|t| [t.start, t.end])
-            .map(|b| (b.saturating_sub(half), b + (collar - half)))
-            .collect();
-        subtract(&scored, &union(zones))
-    } else {
-        scored
-    };
+    if collar == 0 {
+        return scored;
+    }
+    let half = collar / 2;
+    let zones = reference
+        .iter()
+        .flat_map(|t| [t.start, t.end])
+        .map(|b| (b.saturating_sub(half), b + (collar - half)))
+        .collect();
+    subtract(&scored, &union(zones))
+}
 
-    let (ref_names, hyp_names) = (label_index(reference), label_index(hypothesis));
+/// One scored elementary segment: its length, and the reference and hypothesis speakers active
+/// in it (label indices).
+type Segment = (u64, Vec<usize>, Vec<usize>);
+
+/// The scored elementary segments (between consecutive boundaries of any turn or scored
+/// region) with who is active in each, and the time each reference speaker shares with each
+/// hypothesis speaker (`[reference][hypothesis]`).
+fn segment_activity(
+    reference: &[Turn],
+    hypothesis: &[Turn],
+    scored: &[(u64, u64)],
+    ref_names: &BTreeMap<&str, usize>,
+    hyp_names: &BTreeMap<&str, usize>,
+) -> (Vec<Segment>, Vec<Vec<f64>>) {
     let (nr, nh) = (ref_names.len(), hyp_names.len());
-
-    // Elementary segments: between consecutive boundaries of any turn or scored region.
     let mut cuts: Vec<u64> = reference
         .iter()
         .chain(hypothesis)
@@ -150,27 +194,25 @@ pub fn score(
     // Speaker activity per elementary segment, by sweeping with +1/-1 events per label.
     let index = |c: u64| cuts.binary_search(&c).unwrap_or(0);
     let segments = cuts.len().saturating_sub(1);
-    let mut ref_delta = vec![vec![0i32; nr]; cuts.len()];
-    let mut hyp_delta = vec![vec![0i32; nh]; cuts.len()];
-    for t in reference {
-        let k = ref_names[t.speaker.as_str()];
-        ref_delta[index(t.start)][k] += 1;
-        ref_delta[index(t.end)][k] -= 1;
-    }
-    for t in hypothesis {
-        let k = hyp_names[t.speaker.as_str()];
-        hyp_delta[index(t.start)][k] += 1;
-        hyp_delta[index(t.end)][k] -= 1;
-    }
+    let deltas = |turns: &[Turn], names: &BTreeMap<&str, usize>| {
+        let mut delta = vec![vec![0i32; names.len()]; cuts.len()];
+        for t in turns {
+            let k = names[t.speaker.as_str()];
+            delta[index(t.start)][k] += 1;
+            delta[index(t.end)][k] -= 1;
+        }
+        delta
+    };
+    let (ref_delta, hyp_delta) = (deltas(reference, ref_names), deltas(hypothesis, hyp_names));
     let mut in_scored = vec![false; segments];
-    for &(s, e) in &scored {
+    for &(s, e) in scored {
         for flag in in_scored.iter_mut().take(index(e)).skip(index(s)) {
             *flag = true;
         }
     }
     let mut ref_on = vec![0i32; nr];
     let mut hyp_on = vec![0i32; nh];
-    let mut active: Vec<(u64, Vec<usize>, Vec<usize>)> = Vec::new();
+    let mut active: Vec<Segment> = Vec::new();
     let mut cooc = vec![vec![0f64; nh]; nr];
     for i in 0..segments {
         for k in 0..nr {
@@ -192,26 +234,7 @@ pub fn score(
         }
         active.push((dur, r, h));
     }
-    let mapping: Vec<Option<usize>> = max_weight_matching(&cooc)
-        .into_iter()
-        .enumerate()
-        .map(|(r, h)| h.filter(|&h| cooc[r][h] > 0.0))
-        .collect();
-
-    let mut out = DerBreakdown::default();
-    for (dur, r, h) in active {
-        let (n_ref, n_hyp) = (r.len() as u64, h.len() as u64);
-        let correct = r
-            .iter()
-            .filter(|&&a| mapping[a].is_some_and(|b| h.contains(&b)))
-            .count() as u64;
-        out.total += n_ref * dur;
-        out.miss += n_ref.saturating_sub(n_hyp) * dur;
-        out.false_alarm += n_hyp.saturating_sub(n_ref) * dur;
-        out.confusion += (n_ref.min(n_hyp) - correct) * dur;
-        out.correct += correct * dur;
-    }
-    out
+    (active, cooc)
 }
 
 #[cfg(test)]

@@ -3,15 +3,18 @@
 
 pub mod batch;
 pub mod config;
+mod driver;
 pub mod enroll;
 pub mod offline;
 pub mod pool;
 pub mod source;
 pub mod stats;
 pub mod stream;
+pub mod turns;
 
 pub use config::{Config, StreamingConfig};
 pub use stream::{Engine, Event, Stream, StreamOptions, Summary, Voiceprint};
+pub use turns::FinalTurns;
 
 /// The frame grid of a model's output or feature frames, as the core algorithms take it.
 fn frame_grid(g: diarist_models::FrameGeometry) -> diarist_core::reconstruct::FrameGrid {
@@ -40,4 +43,13 @@ pub enum EngineError {
     /// A batch worker could not load its models, so it could not take this file.
     #[error("models did not load: {0}")]
     ModelsUnavailable(String),
+    /// A model run failed, or the inference pool has stopped.
+    #[error("inference: {0}")]
+    Inference(String),
+    /// The stream was dropped before it ended.
+    #[error("the stream was cancelled")]
+    Cancelled,
+    /// A thread could not start, or it panicked.
+    #[error("thread: {0}")]
+    Thread(String),
 }

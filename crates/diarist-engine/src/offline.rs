@@ -17,7 +17,8 @@ use std::path::Path;
 
 use diarist_audio::AudioStream;
 use diarist_models::{
-    Activation, EmbeddingModel, ModelSpec, OutputKind, Runtime, SegmentationModel,
+    Activation, EmbeddingModel, Embeddings, FrameGeometry, ModelSpec, OutputKind, Runtime,
+    SegmentationModel,
 };
 
 use crate::config::OfflineConfig;
@@ -239,18 +240,12 @@ where
         let eof = read(&mut buf)? == 0;
         let end = buf_start + buf.len();
         if let Some(g) = features {
-            while next_block < end && (eof || next_block + block + g.length <= end) {
-                let stop = (next_block + block + g.length).min(end);
-                if stop - next_block >= min_embed {
-                    let f = models
-                        .embedding
-                        .features(&buf[next_block - buf_start..stop - buf_start])?;
-                    let keep = f.frames.min(block / g.step);
-                    feats.dim = f.dimension;
-                    feats.data.extend_from_slice(&f.data[..keep * f.dimension]);
-                }
-                next_block += block;
-            }
+            let blocks = Blocks {
+                size: block,
+                geometry: g,
+                min_samples: min_embed,
+            };
+            next_block = blocks.run(models, &buf, buf_start, next_block, eof, &mut feats)?;
         }
         let ready = |start: usize| {
             start + plan.window <= end
@@ -288,32 +283,93 @@ where
         }
     }
     let total = buf_start + buf.len();
-    let min_samples = models
-        .segmentation
-        .spec()
-        .manifest
-        .input
-        .min_samples
-        .max(min_embed);
-    if total >= plan.window {
-        // A last window ending at the recording's end, on the frame grid.
-        let start = (total - plan.window) / plan.grid.step * plan.grid.step;
-        if last_start.is_none_or(|s| start > s) && start >= buf_start {
-            let at = start - buf_start;
-            state.window(
-                models,
-                &plan,
-                start,
-                &buf[at..at + plan.window],
-                &feats,
-                true,
-            )?;
-        }
-    } else if total >= min_samples {
-        // A recording shorter than one window is one window of its own length.
-        state.window(models, &plan, 0, &buf[..total], &feats, true)?;
-    }
+    let tail = Tail {
+        buf: &buf,
+        buf_start,
+        last_start,
+    };
+    tail.diarize(models, &plan, &mut state, &feats)?;
     Ok(state.finish(&plan, total))
+}
+
+/// How a split embedding model's backbone runs over a recording: blocks of `size` samples,
+/// each extended by one feature frame so that consecutive blocks' frames tile the recording.
+struct Blocks {
+    size: usize,
+    geometry: FrameGeometry,
+    min_samples: usize,
+}
+
+impl Blocks {
+    /// Runs the backbone over every block from `next` on that `buf` (which holds the recording
+    /// from `buf_start` on) covers, all of what is left at the end (`eof`); appends the frames to
+    /// `feats` and returns where the next block starts.
+    fn run(
+        &self,
+        models: &mut Models,
+        buf: &[f32],
+        buf_start: usize,
+        mut next: usize,
+        eof: bool,
+        feats: &mut FeatureBuffer,
+    ) -> Result<usize, EngineError> {
+        let (g, block) = (self.geometry, self.size);
+        let end = buf_start + buf.len();
+        while next < end && (eof || next + block + g.length <= end) {
+            let stop = (next + block + g.length).min(end);
+            if stop - next >= self.min_samples {
+                let f = models
+                    .embedding
+                    .features(&buf[next - buf_start..stop - buf_start])?;
+                let keep = f.frames.min(block / g.step);
+                feats.dim = f.dimension;
+                feats.data.extend_from_slice(&f.data[..keep * f.dimension]);
+            }
+            next += block;
+        }
+        Ok(next)
+    }
+}
+
+/// The end of a recording: the audio kept in `buf` (from `buf_start` on), and the start of the
+/// last window diarized.
+struct Tail<'a> {
+    buf: &'a [f32],
+    buf_start: usize,
+    last_start: Option<usize>,
+}
+
+impl Tail<'_> {
+    /// Diarizes a last window ending at the recording's end, or, for a recording shorter than
+    /// one window, the recording as one window of its own length.
+    fn diarize(
+        &self,
+        models: &mut Models,
+        plan: &Plan,
+        state: &mut State,
+        feats: &FeatureBuffer,
+    ) -> Result<(), EngineError> {
+        let total = self.buf_start + self.buf.len();
+        let min_samples = models
+            .segmentation
+            .spec()
+            .manifest
+            .input
+            .min_samples
+            .max(models.embedding.min_samples());
+        if total >= plan.window {
+            // On the frame grid.
+            let start = (total - plan.window) / plan.grid.step * plan.grid.step;
+            if self.last_start.is_none_or(|s| start > s) && start >= self.buf_start {
+                let at = start - self.buf_start;
+                let audio = &self.buf[at..at + plan.window];
+                state.window(models, plan, start, audio, feats, true)?;
+            }
+        } else if total >= min_samples {
+            state.window(models, plan, 0, &self.buf[..total], feats, true)?;
+        }
+        Ok(())
+    }
 }
 
 /// Everything kept between windows.
@@ -416,37 +472,10 @@ impl State {
             .map(|&(s, _, clean_only)| (s, clean_only, None))
             .chain(chunks.iter().map(|&s| (s, false, Some(&context))))
             .collect();
-        let out = match split {
-            Some(g) => {
-                // Backbone frames whose centre lies in the window.
-                let half = g.length / 2;
-                let lo = start.saturating_sub(half).div_ceil(g.step).max(feats.first);
-                let hi = ((start + audio.len()).saturating_sub(half + 1) / g.step + 1)
-                    .min(feats.first + feats.frames());
-                if hi <= lo {
-                    self.push_window(plan, start, local);
-                    return Ok(());
-                }
-                let slice =
-                    &feats.data[(lo - feats.first) * feats.dim..(hi - feats.first) * feats.dim];
-                let centres: Vec<f64> = (lo..hi)
-                    .map(|k| (k * g.step + half) as f64 - start as f64)
-                    .collect();
-                self.fill_weights(&local, plan.grid, &rows, &centres);
-                models
-                    .embedding
-                    .pool(slice, feats.dim, &self.weights, rows.len())?
-            }
-            None => {
-                let g = models.embedding.weight_geometry();
-                let centres: Vec<f64> = (0..g.frames(audio.len()))
-                    .map(|j| (j * g.step + g.length / 2) as f64)
-                    .collect();
-                self.fill_weights(&local, plan.grid, &rows, &centres);
-                models
-                    .embedding
-                    .run(audio, audio.len(), &self.weights, rows.len())?
-            }
+        let placed = (start, audio, &local);
+        let Some(out) = self.embed_rows(models, plan, placed, feats, &rows)? else {
+            self.push_window(plan, start, local);
+            return Ok(());
         };
         let index = self.windows.len();
         for (i, &(slot, clean, _)) in wanted.iter().enumerate() {
@@ -467,6 +496,46 @@ impl State {
         }
         self.push_window(plan, start, local);
         Ok(())
+    }
+
+    /// One embedding per weight row `(slot, clean_only, only)` of the window at sample `start`
+    /// holding `audio` with activity `local`: pooled from the backbone frames whose centre lies
+    /// in the window (split models; `None` when there are none), else a run of the whole model.
+    fn embed_rows(
+        &mut self,
+        models: &mut Models,
+        plan: &Plan,
+        (start, audio, local): (usize, &[f32], &LocalActivity),
+        feats: &FeatureBuffer,
+        rows: &[(usize, bool, Option<&Range<usize>>)],
+    ) -> Result<Option<Embeddings>, EngineError> {
+        let Some(g) = models.embedding.feature_geometry() else {
+            let g = models.embedding.weight_geometry();
+            let centres: Vec<f64> = (0..g.frames(audio.len()))
+                .map(|j| (j * g.step + g.length / 2) as f64)
+                .collect();
+            self.fill_weights(local, plan.grid, rows, &centres);
+            let out = models
+                .embedding
+                .run(audio, audio.len(), &self.weights, rows.len())?;
+            return Ok(Some(out));
+        };
+        let half = g.length / 2;
+        let lo = start.saturating_sub(half).div_ceil(g.step).max(feats.first);
+        let hi = ((start + audio.len()).saturating_sub(half + 1) / g.step + 1)
+            .min(feats.first + feats.frames());
+        if hi <= lo {
+            return Ok(None);
+        }
+        let slice = &feats.data[(lo - feats.first) * feats.dim..(hi - feats.first) * feats.dim];
+        let centres: Vec<f64> = (lo..hi)
+            .map(|k| (k * g.step + half) as f64 - start as f64)
+            .collect();
+        self.fill_weights(local, plan.grid, rows, &centres);
+        let out = models
+            .embedding
+            .pool(slice, feats.dim, &self.weights, rows.len())?;
+        Ok(Some(out))
     }
 
     /// Fills `self.weights` with one row per `(slot, clean_only, only)` over `centres`.

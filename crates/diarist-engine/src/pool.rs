@@ -38,13 +38,33 @@ pub struct WindowOutput {
 /// The answer to a window job: its sequence number and output.
 pub type WindowReply = (u64, Result<WindowOutput, String>);
 
+/// Where the answers to a stream's window jobs go: the stream's channel, and its thread, which
+/// is unparked when an answer arrives (it parks while it waits).
+#[derive(Clone)]
+pub struct ReplyTo {
+    tx: Sender<WindowReply>,
+    wake: std::thread::Thread,
+}
+
+impl ReplyTo {
+    /// Answers go to `tx`, and `wake` is unparked after each.
+    pub fn new(tx: Sender<WindowReply>, wake: std::thread::Thread) -> Self {
+        Self { tx, wake }
+    }
+
+    fn send(&self, reply: WindowReply) {
+        let _ = self.tx.send(reply);
+        self.wake.unpark();
+    }
+}
+
 enum Job {
     Window {
         seq: u64,
         audio: Vec<f32>,
         context: usize,
         backbone: Range<usize>,
-        reply: Sender<WindowReply>,
+        reply: ReplyTo,
         cancelled: Arc<AtomicBool>,
         queued: Instant,
     },
@@ -125,7 +145,7 @@ impl InferencePool {
                 std::thread::Builder::new()
                     .name(format!("diarist-worker-{w}"))
                     .spawn(move || work(w, models, window, wrx, idle, stats))
-                    .map_err(|e| EngineError::Config(format!("cannot start a worker: {e}")))?,
+                    .map_err(|e| EngineError::Thread(format!("cannot start a worker: {e}")))?,
             );
         }
         let max_batch = config.streaming.max_batch.max(1);
@@ -134,7 +154,7 @@ impl InferencePool {
         let batcher = std::thread::Builder::new()
             .name("diarist-batcher".into())
             .spawn(move || batch(rx, senders, max_batch, max_wait, bstats))
-            .map_err(|e| EngineError::Config(format!("cannot start the batcher: {e}")))?;
+            .map_err(|e| EngineError::Thread(format!("cannot start the batcher: {e}")))?;
         Ok(Self {
             client: PoolClient { tx },
             info: info.expect("at least one worker"),
@@ -195,7 +215,7 @@ impl PoolClient {
         audio: Vec<f32>,
         context: usize,
         backbone: Range<usize>,
-        reply: Sender<WindowReply>,
+        reply: ReplyTo,
         cancelled: Arc<AtomicBool>,
     ) -> Result<(), EngineError> {
         self.tx
@@ -208,7 +228,7 @@ impl PoolClient {
                 cancelled,
                 queued: Instant::now(),
             }))
-            .map_err(|_| EngineError::ModelsUnavailable("the inference pool has stopped".into()))
+            .map_err(|_| EngineError::Inference("the inference pool has stopped".into()))
     }
 
     /// Pools `[frames, dimension]` backbone features with `[speakers, frames]` weights into one
@@ -221,7 +241,7 @@ impl PoolClient {
         speakers: usize,
     ) -> Result<Vec<Vec<f32>>, EngineError> {
         let (tx, rx) = mpsc::channel();
-        let gone = || EngineError::ModelsUnavailable("the inference pool has stopped".into());
+        let gone = || EngineError::Inference("the inference pool has stopped".into());
         self.tx
             .send(Msg::Submit(Job::Embed {
                 features,
@@ -234,7 +254,7 @@ impl PoolClient {
             .map_err(|_| gone())?;
         rx.recv()
             .map_err(|_| gone())?
-            .map_err(EngineError::ModelsUnavailable)
+            .map_err(EngineError::Inference)
     }
 }
 
@@ -307,6 +327,10 @@ fn batch(
     }
 }
 
+/// A window job as a worker runs it: its sequence number, its audio, the stretch of it the
+/// backbone runs over, and where the answer goes.
+type WindowRun = (u64, Vec<f32>, Range<usize>, ReplyTo);
+
 /// A worker: runs whatever batches the batcher hands it.
 fn work(
     id: usize,
@@ -318,7 +342,7 @@ fn work(
 ) {
     let mut audio: Vec<f32> = Vec::new();
     while let Ok(jobs) = rx.recv() {
-        let mut windows = Vec::new();
+        let mut windows: Vec<WindowRun> = Vec::new();
         for job in jobs {
             match job {
                 Job::Embed {
@@ -357,74 +381,94 @@ fn work(
             }
         }
         if !windows.is_empty() {
-            let t = Instant::now();
-            // Segmentation runs window by window: its INT8 variant quantises activations per run,
-            // so a batch would make one stream's result depend on the others in the batch. It
-            // runs over each window's context and the window.
-            let scores: Vec<_> = windows
-                .iter()
-                .map(|(_, a, _, _)| models.segmentation.run(a, a.len()))
-                .collect();
-            let seg = t.elapsed() / windows.len() as u32;
-            // The backbone runs batched, one batch per run length.
-            let mut features: Vec<Option<Result<Vec<f32>, String>>> = vec![None; windows.len()];
-            let mut lengths: Vec<usize> = windows.iter().map(|w| w.2.len()).collect();
-            lengths.sort_unstable();
-            lengths.dedup();
-            for len in lengths {
-                let group: Vec<usize> = (0..windows.len())
-                    .filter(|&i| windows[i].2.len() == len)
-                    .collect();
-                if len == 0 {
-                    // Windows between backbone runs.
-                    for &i in &group {
-                        stats.record_duration(Stage::Segmentation, seg);
-                        features[i] = Some(Ok(Vec::new()));
-                    }
-                    continue;
-                }
-                audio.clear();
-                for &i in &group {
-                    audio.extend_from_slice(&windows[i].1[windows[i].2.clone()]);
-                }
-                let t = Instant::now();
-                let out = models.embedding.features_batch(&audio, len);
-                let per = t.elapsed() / group.len() as u32;
-                for _ in &group {
-                    stats.record_duration(Stage::Segmentation, seg);
-                    stats.record_duration(Stage::Embedding, per);
-                }
-                match out {
-                    Ok(runs) => {
-                        for (&i, run) in group.iter().zip(runs) {
-                            features[i] = Some(Ok(run.data));
-                        }
-                    }
-                    Err(e) => {
-                        for &i in &group {
-                            features[i] = Some(Err(e.to_string()));
-                        }
-                    }
-                }
-            }
-            for (((seq, _, _, reply), scores), features) in
-                windows.into_iter().zip(scores).zip(features)
-            {
-                let out = match (scores, features.expect("every window is in a group")) {
-                    (Ok(scores), Ok(features)) => Ok(WindowOutput {
-                        scores: scores.data,
-                        frames: scores.frames,
-                        classes: scores.classes,
-                        features,
-                    }),
-                    (Err(e), _) => Err(e.to_string()),
-                    (_, Err(e)) => Err(e),
-                };
-                let _ = reply.send((seq, out));
-            }
+            run_windows(&mut models, windows, &mut audio, &stats);
         }
         if idle.send(Msg::Idle(id)).is_err() {
             break;
         }
     }
+}
+
+/// Segments every window of a batch and runs the backbone over their backbone stretches, then
+/// answers each window's stream.
+fn run_windows(models: &mut Models, windows: Vec<WindowRun>, audio: &mut Vec<f32>, stats: &Stats) {
+    let t = Instant::now();
+    // Segmentation runs window by window: its INT8 variant quantises activations per run, so a
+    // batch would make one stream's result depend on the others in the batch. It runs over each
+    // window's context and the window.
+    let scores: Vec<_> = windows
+        .iter()
+        .map(|(_, a, _, _)| models.segmentation.run(a, a.len()))
+        .collect();
+    let seg = t.elapsed() / windows.len() as u32;
+    let features = backbone_features(models, &windows, audio, stats, seg);
+    for (((seq, _, _, reply), scores), features) in windows.into_iter().zip(scores).zip(features) {
+        let out = match (scores, features) {
+            (Ok(scores), Ok(features)) => Ok(WindowOutput {
+                scores: scores.data,
+                frames: scores.frames,
+                classes: scores.classes,
+                features,
+            }),
+            (Err(e), _) => Err(e.to_string()),
+            (_, Err(e)) => Err(e),
+        };
+        reply.send((seq, out));
+    }
+}
+
+/// Backbone features of every window's backbone stretch, batched by stretch length (empty for
+/// the windows between backbone runs); records each window's segmentation time `seg` and its
+/// share of the backbone run.
+fn backbone_features(
+    models: &mut Models,
+    windows: &[WindowRun],
+    audio: &mut Vec<f32>,
+    stats: &Stats,
+    seg: Duration,
+) -> Vec<Result<Vec<f32>, String>> {
+    let mut features: Vec<Option<Result<Vec<f32>, String>>> = vec![None; windows.len()];
+    let mut lengths: Vec<usize> = windows.iter().map(|w| w.2.len()).collect();
+    lengths.sort_unstable();
+    lengths.dedup();
+    for len in lengths {
+        let group: Vec<usize> = (0..windows.len())
+            .filter(|&i| windows[i].2.len() == len)
+            .collect();
+        if len == 0 {
+            // Windows between backbone runs.
+            for &i in &group {
+                stats.record_duration(Stage::Segmentation, seg);
+                features[i] = Some(Ok(Vec::new()));
+            }
+            continue;
+        }
+        audio.clear();
+        for &i in &group {
+            audio.extend_from_slice(&windows[i].1[windows[i].2.clone()]);
+        }
+        let t = Instant::now();
+        let out = models.embedding.features_batch(audio, len);
+        let per = t.elapsed() / group.len() as u32;
+        for _ in &group {
+            stats.record_duration(Stage::Segmentation, seg);
+            stats.record_duration(Stage::Embedding, per);
+        }
+        match out {
+            Ok(runs) => {
+                for (&i, run) in group.iter().zip(runs) {
+                    features[i] = Some(Ok(run.data));
+                }
+            }
+            Err(e) => {
+                for &i in &group {
+                    features[i] = Some(Err(e.to_string()));
+                }
+            }
+        }
+    }
+    features
+        .into_iter()
+        .map(|f| f.expect("every window is in a group"))
+        .collect()
 }

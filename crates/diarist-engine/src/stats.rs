@@ -57,16 +57,19 @@ pub struct StageSummary {
     pub max: f64,
 }
 
-/// Histograms of all stages, shared by the workers and the streams.
+/// Histograms of all stages, shared by the workers and the streams: one lock per stage, so the
+/// workers recording model times, the streams recording clustering and latency and the batcher
+/// recording its queue never wait for each other.
 pub struct Stats {
-    histograms: Mutex<Vec<Histogram<u64>>>,
+    histograms: [Mutex<Histogram<u64>>; STAGES.len()],
 }
 
 impl Default for Stats {
     fn default() -> Self {
-        let h = || Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds");
+        let h =
+            |_| Mutex::new(Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds"));
         Self {
-            histograms: Mutex::new(STAGES.iter().map(|_| h()).collect()),
+            histograms: std::array::from_fn(h),
         }
     }
 }
@@ -81,8 +84,13 @@ fn index(stage: Stage) -> usize {
 impl Stats {
     /// Records a value of `stage` (µs for times).
     pub fn record(&self, stage: Stage, value: u64) {
-        let mut h = self.histograms.lock().unwrap_or_else(|e| e.into_inner());
-        h[index(stage)].saturating_record(value.max(1));
+        self.histogram(stage).saturating_record(value.max(1));
+    }
+
+    fn histogram(&self, stage: Stage) -> std::sync::MutexGuard<'_, Histogram<u64>> {
+        self.histograms[index(stage)]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Records a duration of `stage`.
@@ -90,10 +98,9 @@ impl Stats {
         self.record(stage, d.as_micros().min(u64::MAX as u128) as u64);
     }
 
-    /// Records many values of `stage` under one lock.
+    /// Records many values of `stage` under one lock of its histogram.
     pub fn record_many(&self, stage: Stage, values: impl IntoIterator<Item = u64>) {
-        let mut h = self.histograms.lock().unwrap_or_else(|e| e.into_inner());
-        let h = &mut h[index(stage)];
+        let mut h = self.histogram(stage);
         for v in values {
             h.saturating_record(v.max(1));
         }
@@ -101,15 +108,13 @@ impl Stats {
 
     /// Percentiles of every stage that recorded something.
     pub fn summary(&self) -> Vec<StageSummary> {
-        let h = self.histograms.lock().unwrap_or_else(|e| e.into_inner());
         STAGES
             .iter()
-            .zip(h.iter())
-            .filter(|(_, h)| !h.is_empty())
-            .map(|((_, name, unit), h)| {
-                let scale = if *unit == "ms" { 1000.0 } else { 1.0 };
+            .filter_map(|&(stage, name, unit)| {
+                let h = self.histogram(stage);
+                let scale = if unit == "ms" { 1000.0 } else { 1.0 };
                 let q = |p: f64| h.value_at_quantile(p) as f64 / scale;
-                StageSummary {
+                (!h.is_empty()).then(|| StageSummary {
                     stage: name,
                     unit,
                     count: h.len(),
@@ -117,7 +122,7 @@ impl Stats {
                     p95: q(0.95),
                     p99: q(0.99),
                     max: h.max() as f64 / scale,
-                }
+                })
             })
             .collect()
     }

@@ -6,22 +6,22 @@
 //! sample that enters is accounted for: it is diarized, or it is part of an overload gap that is
 //! reported with its exact place and length (and diarized as silence, so time stays exact).
 
-use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
-use diarist_audio::{Arrival, AudioReader, AudioWriter, Read, Windower, audio_ring};
-use diarist_core::activity;
-use diarist_core::online::{OnlineDiarizer, OnlineParams, TurnStatus, WindowObservation};
+use diarist_audio::{AudioWriter, audio_ring};
+use diarist_core::online::OnlineParams;
 use serde::{Deserialize, Serialize};
 
-use crate::pool::{InferencePool, ModelInfo, PoolClient, WindowOutput, WindowReply};
-use crate::stats::{Stage, Stats};
+use crate::driver::Driver;
+use crate::pool::{InferencePool, ModelInfo};
+use crate::stats::Stats;
 use crate::{Config, EngineError, frame_grid};
+
+/// Why a wait on [`Stream::events`] with a timeout ended without an event.
+pub use flume::RecvTimeoutError;
 
 /// Sample rate of every stream.
 pub const SAMPLE_RATE: u64 = crate::offline::SAMPLE_RATE as u64;
@@ -163,12 +163,12 @@ fn short_run_length(info: &ModelInfo, requested: usize, stride: usize, window: u
 /// Settings of every stream, resolved against the models; everything that follows from the hop
 /// is derived from it by the methods below, so a stream's own hop needs only [`Self::set_hop`].
 #[derive(Debug, Clone)]
-struct StreamPlan {
-    window: usize,
+pub(crate) struct StreamPlan {
+    pub(crate) window: usize,
     /// Samples the segmentation model hears before each window (a multiple of its frame step).
-    context: usize,
+    pub(crate) context: usize,
     /// On the segmentation frame grid.
-    hop: usize,
+    pub(crate) hop: usize,
     /// The configured backbone run length, samples.
     backbone: usize,
     /// The configured number of windows per backbone run.
@@ -178,9 +178,9 @@ struct StreamPlan {
     backbone_phase: usize,
     /// The configured bound on buffered audio, samples.
     buffer: usize,
-    max_in_flight: usize,
-    params: OnlineParams,
-    info: ModelInfo,
+    pub(crate) max_in_flight: usize,
+    pub(crate) params: OnlineParams,
+    pub(crate) info: ModelInfo,
 }
 
 impl StreamPlan {
@@ -223,7 +223,12 @@ impl StreamPlan {
     /// else the newest run length; with no such chain, all of the real audio the grid allows
     /// (zero padding would shift the run's feature normalisation), or none when that is under a
     /// second (the frames of earlier runs serve).
-    fn backbone_run(&self, start: u64, last_run: Option<u64>, real: usize) -> (Range<usize>, bool) {
+    pub(crate) fn backbone_run(
+        &self,
+        start: u64,
+        last_run: Option<u64>,
+        real: usize,
+    ) -> (Range<usize>, bool) {
         let step = self.info.features.step.max(1);
         let s = start as usize;
         let (stride, run) = self.backbone_stride();
@@ -251,7 +256,7 @@ pub struct Engine {
 }
 
 /// A stream's place in [`Engine::phases`], given back when the stream ends.
-struct PhaseLease {
+pub(crate) struct PhaseLease {
     phases: Arc<Mutex<Vec<usize>>>,
     phase: usize,
 }
@@ -283,7 +288,7 @@ impl Drop for PhaseLease {
 
 /// One live stream: its events, and its thread.
 pub struct Stream {
-    events: Receiver<Event>,
+    events: flume::Receiver<Event>,
     cancelled: Arc<AtomicBool>,
     thread: Option<JoinHandle<Result<Summary, EngineError>>>,
 }
@@ -391,7 +396,7 @@ impl Engine {
         let lease = PhaseLease::take(&self.phases, plan.windows_per_run(), options.backbone_phase);
         plan.backbone_phase = lease.phase;
         let (writer, reader) = audio_ring(plan.buffer_samples());
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = flume::unbounded();
         let cancelled = Arc::new(AtomicBool::new(false));
         let driver = Driver {
             _lease: lease,
@@ -404,7 +409,7 @@ impl Engine {
         let thread = std::thread::Builder::new()
             .name("diarist-stream".into())
             .spawn(move || driver.run(reader, options))
-            .map_err(|e| EngineError::Config(format!("cannot start a stream: {e}")))?;
+            .map_err(|e| EngineError::Thread(format!("cannot start a stream: {e}")))?;
         Ok((
             writer,
             Stream {
@@ -417,8 +422,9 @@ impl Engine {
 }
 
 impl Stream {
-    /// The stream's events, in order; the channel closes after the summary.
-    pub fn events(&self) -> &Receiver<Event> {
+    /// The stream's events, in order; the channel closes after the summary. It can be read
+    /// from threads (`iter`, `recv`) and from async tasks (`recv_async`).
+    pub fn events(&self) -> &flume::Receiver<Event> {
         &self.events
     }
 
@@ -426,440 +432,18 @@ impl Stream {
     pub fn wait(mut self) -> Result<Summary, EngineError> {
         match self.thread.take().map(JoinHandle::join) {
             Some(Ok(r)) => r,
-            _ => Err(EngineError::Config("the stream thread panicked".into())),
+            _ => Err(EngineError::Thread("the stream thread panicked".into())),
         }
     }
 }
 
 impl Drop for Stream {
+    /// A stream dropped before it ended is cancelled: its thread stops at its next step.
     fn drop(&mut self) {
-        if self.thread.is_some() {
+        if let Some(t) = &self.thread {
             self.cancelled.store(true, Ordering::Relaxed);
+            t.thread().unpark();
         }
-    }
-}
-
-struct Driver {
-    /// Held while the stream runs.
-    _lease: PhaseLease,
-    plan: StreamPlan,
-    client: PoolClient,
-    stats: Arc<Stats>,
-    cancelled: Arc<AtomicBool>,
-    events: Sender<Event>,
-}
-
-/// Where a window's model output stands.
-enum Outcome {
-    /// With the models.
-    Pending,
-    /// Wholly inside audio lost to overload: nobody speaks, no model run needed.
-    Lost,
-    /// The models' answer.
-    Done(Result<WindowOutput, String>),
-}
-
-/// A window taken from the windower, waiting for its turn to be diarized.
-struct InFlight {
-    start: u64,
-    /// Samples of context before the window that the models heard.
-    context: usize,
-    valid_samples: usize,
-    /// Stream sample where its backbone run started, and whether the run covered all of it.
-    backbone_at: usize,
-    whole: bool,
-    outcome: Outcome,
-}
-
-/// Backbone feature frames of the stream's newest window and its context, on the stream's
-/// feature grid (frame `k` starts at sample `k * step`), built from the runs of that window and
-/// the ones before it.
-struct FeatureCache {
-    /// Stream-wide index of the first frame held.
-    first: usize,
-    /// `[frames, dim]` row-major.
-    data: Vec<f32>,
-    dim: usize,
-    step: usize,
-}
-
-impl FeatureCache {
-    /// Takes in the run that started at stream sample `at` (on the grid) for the window whose
-    /// context starts at `start`: a run over the whole window replaces what is held, a short run
-    /// adds the frames past the held ones, an empty one (the backbone did not run) adds nothing.
-    /// Keeps the frames from `start` on only.
-    fn update(&mut self, start: usize, at: usize, whole: bool, run: Vec<f32>) {
-        let run_first = at / self.step;
-        let end = self.first + self.data.len() / self.dim.max(1);
-        if run.is_empty() && !whole {
-            // No run this window: the frames held go on serving it.
-        } else if whole || self.data.is_empty() || end < run_first {
-            self.first = run_first;
-            self.data = run;
-        } else {
-            let skip = (end - run_first) * self.dim;
-            self.data.extend_from_slice(&run[skip.min(run.len())..]);
-        }
-        let window_first = start.div_ceil(self.step);
-        if window_first > self.first {
-            let n = ((window_first - self.first) * self.dim).min(self.data.len());
-            self.data.drain(..n);
-            self.first = window_first;
-        }
-    }
-
-    /// Samples from `start` to the first frame held.
-    fn offset(&self, start: usize) -> usize {
-        (self.first * self.step).saturating_sub(start)
-    }
-}
-
-impl Driver {
-    fn emit(&self, e: Event) {
-        // A reader that went away only loses its own events; the stream still finishes.
-        let _ = self.events.send(e);
-    }
-
-    fn run(self, mut reader: AudioReader, options: StreamOptions) -> Result<Summary, EngineError> {
-        let plan = &self.plan;
-        let mut diarizer = OnlineDiarizer::new(plan.params.clone());
-        let mut names: Vec<String> = Vec::new();
-        for v in &options.known_speakers {
-            diarizer.enroll(&v.name, &v.embedding);
-        }
-        self.announce(&diarizer, &mut names);
-        let mut windower = Windower::new(plan.window, plan.hop, plan.context);
-        let (reply_tx, reply_rx) = mpsc::channel::<WindowReply>();
-        let mut scratch = vec![0f32; plan.hop.max(4096)];
-        let mut window_audio: Vec<f32> = Vec::with_capacity(plan.context + plan.window);
-        let mut in_flight: BTreeMap<u64, InFlight> = BTreeMap::new();
-        let mut next_seq = 0u64;
-        let mut arrivals: VecDeque<Arrival> = VecDeque::new();
-        let (mut received, mut lost, mut pending_silence) = (0u64, 0u64, 0u64);
-        // Stretches lost to overload: windows wholly inside one are silence, not worth a model run.
-        let mut gaps: VecDeque<(u64, u64)> = VecDeque::new();
-        let (mut closed, mut tail_sent) = (false, false);
-        let mut windows = 0u64;
-        let dim = plan.info.feature_dim;
-        let mut cache = FeatureCache {
-            first: 0,
-            data: Vec::new(),
-            dim,
-            step: plan.info.features.step.max(1),
-        };
-        // Starts of the last window handed to the models and of the last one whose backbone ran:
-        // a window that follows them runs a short backbone, or none.
-        let (mut last_submitted, mut last_run): (Option<u64>, Option<u64>) = (None, None);
-        let client = self.client.clone();
-        let mut embed =
-            |f: &[f32], w: &[f32], n: usize| client.embed(f.to_vec(), dim, w.to_vec(), n);
-        loop {
-            if self.cancelled.load(Ordering::Relaxed) {
-                return Err(EngineError::Config("the stream was cancelled".into()));
-            }
-            // Take in audio while the models have room for more windows.
-            while in_flight.len() < plan.max_in_flight {
-                if let Some(cut) = windower.next_window(&mut window_audio) {
-                    let start = cut.start;
-                    while gaps.front().is_some_and(|g| g.1 <= start) {
-                        gaps.pop_front();
-                    }
-                    let end = start + plan.window as u64;
-                    let lost_window = gaps.front().is_some_and(|g| g.0 <= start && end <= g.1);
-                    let follows = start
-                        .checked_sub(plan.hop as u64)
-                        .is_some_and(|p| last_submitted == Some(p));
-                    let chain = if follows { last_run } else { None };
-                    let (run, whole) = plan.backbone_run(start, chain, plan.window);
-                    let outcome = if lost_window {
-                        (last_submitted, last_run) = (None, None);
-                        Outcome::Lost
-                    } else {
-                        last_submitted = Some(start);
-                        if !run.is_empty() {
-                            last_run = Some(start);
-                        }
-                        self.submit(next_seq, &window_audio, cut.context, run.clone(), &reply_tx)?
-                    };
-                    in_flight.insert(
-                        next_seq,
-                        InFlight {
-                            start,
-                            context: cut.context,
-                            valid_samples: plan.window,
-                            backbone_at: start as usize + run.start,
-                            whole,
-                            outcome,
-                        },
-                    );
-                    next_seq += 1;
-                    continue;
-                }
-                let missing = windower.missing().min(scratch.len());
-                if pending_silence > 0 {
-                    let n = pending_silence.min(missing as u64);
-                    windower.push_silence(n as usize);
-                    pending_silence -= n;
-                    continue;
-                }
-                if closed {
-                    break;
-                }
-                match reader.read(&mut scratch[..missing]) {
-                    Read::Samples(n) => {
-                        // Live sources are not trusted: non-finite samples become silence.
-                        for x in &mut scratch[..n] {
-                            if !x.is_finite() {
-                                *x = 0.0;
-                            }
-                        }
-                        windower.push(&scratch[..n]);
-                        received += n as u64;
-                    }
-                    Read::Gap(gap) => {
-                        self.emit(Event::Overload {
-                            at: gap.at,
-                            samples: gap.len,
-                        });
-                        lost += gap.len;
-                        pending_silence += gap.len;
-                        gaps.push_back((gap.at, gap.at + gap.len));
-                    }
-                    Read::Empty => break,
-                    Read::Closed => closed = true,
-                }
-            }
-            reader.arrivals(|a| arrivals.push_back(a));
-            // At the end, the windows that cover the last partial stretch.
-            if closed && pending_silence == 0 && !tail_sent && windower.missing() > 0 {
-                while let Some(cut) = windower.next_partial(&mut window_audio) {
-                    let (start, real) = (cut.start, cut.real);
-                    let (run, whole) = plan.backbone_run(start, None, real);
-                    let at = start as usize + run.start;
-                    let outcome =
-                        self.submit(next_seq, &window_audio, cut.context, run, &reply_tx)?;
-                    in_flight.insert(
-                        next_seq,
-                        InFlight {
-                            start,
-                            context: cut.context,
-                            valid_samples: real,
-                            backbone_at: at,
-                            whole,
-                            outcome,
-                        },
-                    );
-                    next_seq += 1;
-                }
-                tail_sent = true;
-            }
-            if tail_sent && in_flight.is_empty() {
-                break;
-            }
-            // Wait for results (or for more audio).
-            let ready = in_flight
-                .values()
-                .next()
-                .is_some_and(|w| !matches!(w.outcome, Outcome::Pending));
-            let wait = if ready {
-                0
-            } else if in_flight.is_empty() {
-                5
-            } else {
-                20
-            };
-            match reply_rx.recv_timeout(Duration::from_millis(wait)) {
-                Ok((seq, out)) => {
-                    for (seq, out) in std::iter::once((seq, out)).chain(reply_rx.try_iter()) {
-                        if let Some(w) = in_flight.get_mut(&seq) {
-                            w.outcome = Outcome::Done(out);
-                        }
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => unreachable!("the driver holds a sender"),
-            }
-            // Diarize finished windows in order.
-            while let Some(entry) = in_flight.first_entry() {
-                if matches!(entry.get().outcome, Outcome::Pending) {
-                    break;
-                }
-                let w = entry.remove();
-                let t = Instant::now();
-                let before = diarizer.final_samples() as u64;
-                // Only frames whose span ends inside the window's real audio may become final
-                // now (all of a full window's, for the shipped models).
-                let grid = plan.params.grid;
-                let real = w.valid_samples.min(plan.window);
-                let valid_frames = if real == plan.window {
-                    plan.params.window_frames
-                } else {
-                    grid.frames_covering(real)
-                };
-                let final_frames = grid.frames_within(real);
-                // The activity covers the window's context and the window; a lost window has no
-                // context and no features.
-                let (act, context, features) = match w.outcome {
-                    Outcome::Done(out) => {
-                        let out = out.map_err(EngineError::ModelsUnavailable)?;
-                        let act = activity::decode(
-                            &out.scores,
-                            out.frames,
-                            plan.info.speakers,
-                            &plan.info.kind,
-                        );
-                        (act, w.context, Some(out.features))
-                    }
-                    // (Pending windows stop the loop above.)
-                    Outcome::Lost | Outcome::Pending => {
-                        let frames = plan.params.window_frames;
-                        let speakers = plan.info.speakers;
-                        let silent = vec![0; frames * speakers];
-                        let act = activity::LocalActivity {
-                            frames,
-                            speakers,
-                            active: silent,
-                        };
-                        (act, 0, None)
-                    }
-                };
-                let from = w.start as usize - context;
-                let has_features = features.is_some();
-                if let Some(f) = features {
-                    cache.update(from, w.backbone_at, w.whole, f);
-                }
-                let obs = WindowObservation {
-                    start: from,
-                    context_frames: context / plan.params.grid.step,
-                    activity: &act,
-                    valid_frames,
-                    final_frames,
-                    features: if has_features { &cache.data } else { &[] },
-                    features_offset: cache.offset(from),
-                };
-                let turns = diarizer.push_window(&obs, &mut embed)?;
-                windows += 1;
-                self.announce(&diarizer, &mut names);
-                for t in turns {
-                    self.emit(turn_event(&t, &names));
-                }
-                let after = diarizer.final_samples() as u64;
-                self.record_latency(&mut arrivals, before, after);
-                let end = w.start + w.valid_samples as u64;
-                self.emit(Event::Tentative {
-                    is_final: false,
-                    from: after,
-                    to: end,
-                    turns: diarizer
-                        .tentative(end as usize)
-                        .into_iter()
-                        .map(|t| TentativeTurn {
-                            speaker: names.get(t.speaker).cloned(),
-                            start: t.start as u64,
-                            end: t.end as u64,
-                        })
-                        .collect(),
-                });
-                self.stats.record_duration(Stage::Clustering, t.elapsed());
-            }
-        }
-        let total = received + lost;
-        let before = diarizer.final_samples() as u64;
-        let turns = diarizer.finish(total as usize);
-        self.announce(&diarizer, &mut names);
-        for t in turns {
-            self.emit(turn_event(&t, &names));
-        }
-        reader.arrivals(|a| arrivals.push_back(a));
-        self.record_latency(&mut arrivals, before, total);
-        let summary = Summary {
-            sample_rate: SAMPLE_RATE,
-            samples_in: total,
-            samples_received: received,
-            samples_lost: lost,
-            samples_final: diarizer.final_samples() as u64,
-            windows,
-            embeddings: diarizer.embeddings() as u64,
-            speakers: names,
-        };
-        self.emit(Event::Summary(summary.clone()));
-        Ok(summary)
-    }
-
-    /// Hands a window (after `context` samples of the audio before it) to the models.
-    fn submit(
-        &self,
-        seq: u64,
-        audio: &[f32],
-        context: usize,
-        backbone: Range<usize>,
-        reply: &Sender<WindowReply>,
-    ) -> Result<Outcome, EngineError> {
-        self.client.submit_window(
-            seq,
-            audio.to_vec(),
-            context,
-            backbone,
-            reply.clone(),
-            self.cancelled.clone(),
-        )?;
-        Ok(Outcome::Pending)
-    }
-
-    /// Names new speakers and announces them.
-    fn announce(&self, d: &OnlineDiarizer, names: &mut Vec<String>) {
-        if names.len() == d.speaker_count() {
-            return;
-        }
-        let speakers = d.speaker_names();
-        while names.len() < speakers.len() {
-            let i = names.len();
-            let enrolled = speakers[i].is_some();
-            let name = match &speakers[i] {
-                Some(n) => n.clone(),
-                None => format!(
-                    "S{}",
-                    1 + speakers[..i].iter().filter(|s| s.is_none()).count()
-                ),
-            };
-            names.push(name.clone());
-            self.emit(Event::Speaker {
-                speaker: name,
-                enrolled,
-            });
-        }
-    }
-
-    /// End-to-end latency of the samples that just became final, one value per frame step.
-    fn record_latency(&self, arrivals: &mut VecDeque<Arrival>, from: u64, to: u64) {
-        let now = Instant::now();
-        let step = self.plan.params.grid.step as u64;
-        let mut values = Vec::new();
-        let mut pos = from;
-        while pos < to {
-            while arrivals.front().is_some_and(|a| a.end <= pos) {
-                arrivals.pop_front();
-            }
-            if let Some(a) = arrivals.front() {
-                values.push(now.duration_since(a.at).as_micros() as u64);
-            }
-            pos += step;
-        }
-        self.stats.record_many(Stage::EndToEnd, values);
-    }
-}
-
-fn turn_event(t: &diarist_core::online::TurnEvent, names: &[String]) -> Event {
-    Event::Turn {
-        status: match t.status {
-            TurnStatus::Started => TurnState::Started,
-            TurnStatus::Updated => TurnState::Updated,
-            TurnStatus::Ended => TurnState::Ended,
-        },
-        speaker: names.get(t.speaker).cloned().unwrap_or_default(),
-        start: t.start as u64,
-        end: t.end as u64,
-        is_final: true,
     }
 }
 
@@ -871,7 +455,7 @@ mod tests {
     use diarist_core::online::OnlineParams;
     use diarist_models::FrameGeometry;
 
-    use super::{FeatureCache, PhaseLease, StreamPlan, frame_grid};
+    use super::{PhaseLease, StreamPlan, frame_grid};
     use crate::pool::ModelInfo;
 
     /// The default plan's geometry: 3 s windows every second, a 2.5 s backbone run for every
@@ -971,78 +555,5 @@ mod tests {
         assert_eq!(PhaseLease::take(&phases, 1, None).phase, 0);
         drop((a, c));
         assert_eq!(*phases.lock().unwrap(), vec![0, 0]);
-    }
-
-    /// A run over stream samples `[at, end)` of a backbone whose frame `k` (on the stream grid)
-    /// holds the value `k`: what the cache keeps must be every frame of the window, in order.
-    fn run(at: usize, end: usize, step: usize, length: usize) -> Vec<f32> {
-        let first = at / step;
-        (0..(end - at - length) / step + 1)
-            .map(|j| (first + j) as f32)
-            .collect()
-    }
-
-    #[test]
-    fn short_runs_extend_the_window_frames_of_earlier_runs_without_gap_or_repeat() {
-        let (step, length, window, hop, backbone) = (320, 400, 48_000, 8_100, 24_000);
-        let mut cache = FeatureCache {
-            first: 0,
-            data: Vec::new(),
-            dim: 1,
-            step,
-        };
-        for w in 0..40 {
-            let start = w * hop;
-            let end = (start + window) / step * step;
-            // Every seventh window runs whole, as after audio lost to overload.
-            let whole = w % 7 == 0;
-            let at = if whole {
-                start.div_ceil(step) * step
-            } else {
-                end - backbone
-            };
-            cache.update(start, at, whole, run(at, end, step, length));
-            let first = start.div_ceil(step);
-            let expected: Vec<f32> = (first..(end - length) / step + 1)
-                .map(|k| k as f32)
-                .collect();
-            assert_eq!(cache.data, expected, "window {w}");
-            assert_eq!(cache.offset(start), first * step - start);
-            assert!(cache.offset(start) < step);
-        }
-    }
-
-    #[test]
-    fn windows_between_runs_keep_the_frames_the_last_run_reached() {
-        let (step, length, window, hop, backbone) = (320, 400, 48_000, 8_100, 32_000);
-        let mut cache = FeatureCache {
-            first: 0,
-            data: Vec::new(),
-            dim: 1,
-            step,
-        };
-        let mut reached = 0;
-        for w in 0..40 {
-            let start = w * hop;
-            let end = (start + window) / step * step;
-            // The backbone runs for every other window; the first runs over all of itself.
-            let (at, stop) = match w {
-                0 => (0, end),
-                _ if w % 2 == 0 => (end - backbone, end),
-                _ => (end, end),
-            };
-            let frames = if stop > at {
-                run(at, stop, step, length)
-            } else {
-                Vec::new()
-            };
-            cache.update(start, at, w == 0, frames);
-            if stop > at {
-                reached = (stop - length) / step + 1;
-            }
-            let first = start.div_ceil(step);
-            let expected: Vec<f32> = (first..reached).map(|k| k as f32).collect();
-            assert_eq!(cache.data, expected, "window {w}");
-        }
     }
 }

@@ -1,28 +1,27 @@
 //! One client session: protocol v1 over a WebSocket, audio into a stream of the shared engine,
 //! its events back out, transcript segments attributed to speakers.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use diarist_audio::AudioWriter;
-use diarist_core::rttm::Turn;
-use diarist_core::transcript::speaker_of;
-use diarist_engine::Event;
-use diarist_engine::stream::TurnState;
+use diarist_engine::{Event, FinalTurns, Stream};
 use diarist_pii::{PiiConfig, TaggerPool};
-use futures_util::stream::SplitSink;
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::protocol::{ClientMessage, EndTotals, ErrorCode, ServerMessage, Start, parse_start};
+use crate::protocol::{
+    ClientMessage, EndTotals, ErrorCode, FrameDecoder, ServerMessage, Start, parse_start,
+};
 use crate::server::Shared;
 
 const RATE: f64 = 16_000.0;
@@ -130,55 +129,6 @@ struct PendingTranscript {
     text: String,
 }
 
-/// Speaker turns heard so far, for attributing transcripts.
-#[derive(Default)]
-struct Turns {
-    closed: Vec<Turn>,
-    /// Turns still going on, by speaker.
-    open: HashMap<String, Turn>,
-    /// First sample not final yet.
-    frontier: u64,
-}
-
-impl Turns {
-    fn take(&mut self, e: &Event) {
-        match e {
-            Event::Turn {
-                status,
-                speaker,
-                start,
-                end,
-                ..
-            } => {
-                if *status == TurnState::Ended {
-                    self.open.remove(speaker);
-                    self.closed.push(Turn {
-                        start: *start,
-                        end: *end,
-                        speaker: speaker.clone(),
-                    });
-                } else {
-                    let turn = Turn {
-                        start: *start,
-                        end: *end,
-                        speaker: speaker.clone(),
-                    };
-                    self.open.insert(speaker.clone(), turn);
-                }
-                self.frontier = self.frontier.max(*end);
-            }
-            Event::Tentative { from, .. } => self.frontier = self.frontier.max(*from),
-            _ => {}
-        }
-    }
-
-    /// The speaker who talks most in `[start, end)` samples.
-    fn speaker(&self, start: u64, end: u64) -> Option<String> {
-        let turns = self.closed.iter().chain(self.open.values());
-        speaker_of(turns, start, end, 0).map(str::to_string)
-    }
-}
-
 /// Why the audio of a session stopped.
 #[derive(Clone, Copy, PartialEq)]
 enum Ending {
@@ -188,6 +138,47 @@ enum Ending {
     Stopping,
     /// The writer is dropped: waiting for the engine's summary.
     Draining,
+}
+
+/// What woke a started session.
+enum Wake {
+    /// An engine event (`None`: the stream ended without a summary).
+    Event(Option<Event>),
+    /// The engine's ring has room again for the audio waiting.
+    Room,
+    /// The client's next message (`None`: it has gone).
+    Message(Option<Result<Message, WsError>>),
+    /// Nothing from the client for the idle timeout.
+    Idle,
+    /// The server is shutting down.
+    Shutdown,
+    /// Time for a `stats` message.
+    Stats,
+}
+
+/// A started session: its engine stream and what it keeps between wake-ups.
+struct Session<S> {
+    out: Out<S>,
+    shared: Arc<Shared>,
+    id: u64,
+    audio: FrameDecoder,
+    /// The engine stream's audio input; dropped once the audio has ended.
+    writer: Option<AudioWriter>,
+    stream: Stream,
+    redaction: Option<Redaction>,
+    ending: Ending,
+    /// Decoded audio the engine's ring had no room for yet: the socket is not read meanwhile.
+    pending: VecDeque<f32>,
+    scratch: Vec<f32>,
+    received: u64,
+    max_samples: u64,
+    turns: FinalTurns,
+    transcripts: VecDeque<PendingTranscript>,
+    attributed: u64,
+    warned_non_finite: bool,
+    last_input: Instant,
+    next_stats: Option<Instant>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Runs a session to its end.
@@ -204,35 +195,45 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         shared: shared.clone(),
         dead: false,
     };
+    let Some(start) = wait_for_start(&mut out, &mut source, &shared).await else {
+        return;
+    };
+    if let Some(mut session) = Session::open(out, shared, id, start).await {
+        session.serve(&mut source).await;
+    }
+}
+
+/// Reads the client's messages until a valid `start` (answering the others with errors); `None`
+/// when the client goes, idles or the server shuts down first.
+async fn wait_for_start<S: AsyncRead + AsyncWrite + Unpin>(
+    out: &mut Out<S>,
+    source: &mut SplitStream<WebSocketStream<S>>,
+    shared: &Shared,
+) -> Option<Start> {
     let idle = Duration::from_secs_f64(shared.config.idle_timeout_secs);
     let mut shutdown = shared.shutdown.clone();
-    // Before `start`.
-    let Start {
-        mut audio,
-        options,
-        redact,
-    } = loop {
+    loop {
         let msg = tokio::select! {
             m = source.next() => m,
             _ = tokio::time::sleep(idle) => {
                 out.error(ErrorCode::IdleTimeout, "no start message", true).await;
                 out.close(CloseCode::Policy, "idle").await;
-                return;
+                return None;
             }
             _ = stopped(&mut shutdown) => {
                 out.error(ErrorCode::ShuttingDown, "the server is shutting down", true).await;
                 out.close(CloseCode::Away, "shutting down").await;
-                return;
+                return None;
             }
         };
         match msg {
-            None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+            None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
             Some(Ok(Message::Binary(_))) => {
                 out.error(ErrorCode::NotStarted, "audio before start", false)
                     .await
             }
             Some(Ok(Message::Text(t))) => match parse_start(&t) {
-                Ok(Some(start)) => break start,
+                Ok(Some(start)) => return Some(start),
                 Ok(None) => {
                     out.error(ErrorCode::NotStarted, "send start first", false)
                         .await
@@ -241,213 +242,7 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
             },
             Some(Ok(_)) => {}
         }
-    };
-    let redaction = match (redact, &shared.redaction) {
-        (Some(true), None) => {
-            out.error(
-                ErrorCode::BadStart,
-                "this server has no PII tagger: redact must be false",
-                true,
-            )
-            .await;
-            out.close(CloseCode::Policy, "bad start").await;
-            return;
-        }
-        (Some(false), _) | (_, None) => None,
-        (_, Some(r)) => Some(r.clone()),
-    };
-    let (writer, stream) = match shared.engine.open(options) {
-        Ok(s) => s,
-        Err(e) => {
-            out.error(ErrorCode::BadStart, e.to_string(), true).await;
-            out.close(CloseCode::Policy, "bad start").await;
-            return;
-        }
-    };
-    // The engine's events reach this task through a bounded channel.
-    let (tx, mut events) = mpsc::channel::<Event>(256);
-    let forwarder = std::thread::Builder::new()
-        .name(format!("diarist-session-{id}"))
-        .spawn(move || {
-            for e in stream.events().iter() {
-                if tx.blocking_send(e).is_err() {
-                    break;
-                }
-            }
-            let _ = stream.wait();
-        });
-    if forwarder.is_err() {
-        out.error(ErrorCode::Internal, "cannot start the session", true)
-            .await;
-        return;
     }
-    tracing::info!(session = id, "session started");
-    out.send(&ServerMessage::Ready {
-        session: id,
-        protocol: 1,
-        sample_rate: RATE as u32,
-    })
-    .await;
-    let mut writer: Option<AudioWriter> = Some(writer);
-    let mut ending = Ending::Open;
-    let mut pending: VecDeque<f32> = VecDeque::new();
-    let mut scratch = Vec::new();
-    let mut received = 0u64;
-    let max_samples = (shared.config.max_session_secs * RATE) as u64;
-    let mut turns = Turns::default();
-    let mut transcripts: VecDeque<PendingTranscript> = VecDeque::new();
-    let mut attributed = 0u64;
-    let mut warned_non_finite = false;
-    let mut last_input = Instant::now();
-    let stats_every = (shared.config.stats_interval_secs > 0.0)
-        .then(|| Duration::from_secs_f64(shared.config.stats_interval_secs));
-    let mut next_stats = stats_every.map(|d| Instant::now() + d);
-    loop {
-        // Hand pending audio to the engine; when it is behind, the socket is not read.
-        if let Some(w) = writer.as_mut() {
-            while !pending.is_empty() {
-                let (a, _) = pending.as_slices();
-                match w.push_some(a) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        pending.drain(..n);
-                    }
-                    Err(_) => {
-                        pending.clear();
-                        break;
-                    }
-                }
-            }
-            if ending == Ending::Stopping && pending.is_empty() {
-                writer = None;
-                ending = Ending::Draining;
-            }
-        }
-        let reading = ending == Ending::Open && pending.is_empty() && !out.dead;
-        let backlog = !pending.is_empty() && writer.is_some();
-        tokio::select! {
-            biased;
-            e = events.recv() => {
-                let Some(e) = e else {
-                    out.error(ErrorCode::Internal, "the stream ended without a summary", true).await;
-                    break;
-                };
-                turns.take(&e);
-                if let Event::Summary(s) = &e {
-                    turns.frontier = u64::MAX;
-                    attributed += flush_transcripts(&mut out, &mut transcripts, &turns, redaction.as_ref()).await;
-                    shared.metrics.samples_final.fetch_add(s.samples_final, Ordering::Relaxed);
-                    out.send(&ServerMessage::End(EndTotals {
-                        samples_received: received,
-                        samples_processed: s.samples_final,
-                        samples_lost: s.samples_lost,
-                        speakers: s.speakers.clone(),
-                        transcripts: attributed,
-                    })).await;
-                    out.close(CloseCode::Normal, "end").await;
-                    tracing::info!(session = id, seconds = s.samples_final as f64 / RATE, speakers = s.speakers.len(), "session ended");
-                    break;
-                }
-                // A server never pushes live audio, so there is no overload; the summary is `end`.
-                if let Ok(m) = ServerMessage::try_from(e) {
-                    out.send(&m).await;
-                }
-                attributed += flush_transcripts(&mut out, &mut transcripts, &turns, redaction.as_ref()).await;
-            }
-            _ = tokio::time::sleep(Duration::from_millis(2)), if backlog => {}
-            msg = source.next(), if reading => {
-                last_input = Instant::now();
-                match msg {
-                    None | Some(Ok(Message::Close(_))) => {
-                        // The client went away: what it sent is still diarized.
-                        out.dead = true;
-                        ending = Ending::Stopping;
-                    }
-                    Some(Err(e)) => {
-                        use tokio_tungstenite::tungstenite::error::{Error, ProtocolError};
-                        let code = match &e {
-                            Error::Capacity(_) => Some((ErrorCode::FrameTooLarge, CloseCode::Size)),
-                            Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
-                            Error::Protocol(_) | Error::Utf8(_) => Some((ErrorCode::BadMessage, CloseCode::Protocol)),
-                            // Reset, closed or failed: the client is gone.
-                            _ => None,
-                        };
-                        match code {
-                            Some((code, close)) => {
-                                out.error(code, e.to_string(), true).await;
-                                out.close(close, code.as_str()).await;
-                            }
-                            None => out.dead = true,
-                        }
-                        ending = Ending::Stopping;
-                    }
-                    Some(Ok(Message::Binary(b))) => {
-                        scratch.clear();
-                        match audio.decode(&b, &mut scratch) {
-                            Ok(bad) => {
-                                if bad > 0 && !warned_non_finite {
-                                    warned_non_finite = true;
-                                    out.error(ErrorCode::NonFiniteSamples,
-                                        format!("{bad} non-finite samples became silence"), false).await;
-                                }
-                                let room = max_samples.saturating_sub(received) as usize;
-                                let take = scratch.len().min(room);
-                                received += take as u64;
-                                shared.metrics.samples_received.fetch_add(take as u64, Ordering::Relaxed);
-                                pending.extend(scratch[..take].iter().copied());
-                                if take < scratch.len() {
-                                    out.error(ErrorCode::SessionTooLong,
-                                        format!("sessions end after {} s of audio", shared.config.max_session_secs), true).await;
-                                    ending = Ending::Stopping;
-                                }
-                            }
-                            Err(m) => out.error(ErrorCode::BadAudio, m, false).await,
-                        }
-                    }
-                    Some(Ok(Message::Text(t))) => match serde_json::from_str::<ClientMessage>(&t) {
-                        Ok(ClientMessage::Stop) => {
-                            scratch.clear();
-                            audio.finish(&mut scratch);
-                            received += scratch.len() as u64;
-                            shared.metrics.samples_received.fetch_add(scratch.len() as u64, Ordering::Relaxed);
-                            pending.extend(scratch.iter().copied());
-                            ending = Ending::Stopping;
-                        }
-                        Ok(ClientMessage::Transcript { start, end, text }) => {
-                            if transcripts.len() >= shared.config.max_pending_transcripts {
-                                out.error(ErrorCode::BadMessage, format!(
-                                    "{} transcript segments already wait for their audio to become final; this one is dropped",
-                                    transcripts.len()), false).await;
-                            } else if start.is_finite() && end.is_finite() && start >= 0.0 && end >= start {
-                                transcripts.push_back(PendingTranscript { start, end, text });
-                                attributed += flush_transcripts(&mut out, &mut transcripts, &turns, redaction.as_ref()).await;
-                            } else {
-                                out.error(ErrorCode::BadMessage, "transcript times must satisfy 0 <= start <= end", false).await;
-                            }
-                        }
-                        Ok(ClientMessage::Start { .. }) => {
-                            out.error(ErrorCode::AlreadyStarted, "the session has started", false).await;
-                        }
-                        Err(e) => out.error(ErrorCode::BadMessage, e.to_string(), false).await,
-                    },
-                    Some(Ok(_)) => {}
-                }
-            }
-            _ = sleep_until(last_input + idle), if reading => {
-                out.error(ErrorCode::IdleTimeout, "no audio or message for the idle timeout", true).await;
-                ending = Ending::Stopping;
-            }
-            _ = stopped(&mut shutdown), if ending == Ending::Open => {
-                out.error(ErrorCode::ShuttingDown, "the server is shutting down; final results follow", true).await;
-                ending = Ending::Stopping;
-            }
-            _ = sleep_until(next_stats.unwrap_or_else(Instant::now)), if next_stats.is_some() => {
-                next_stats = stats_every.map(|d| Instant::now() + d);
-                out.send(&ServerMessage::Stats { samples_received: received, samples_final: turns.frontier.min(received) }).await;
-            }
-        }
-    }
-    drop(writer);
 }
 
 /// Completes once the server is shutting down.
@@ -455,33 +250,333 @@ async fn stopped(rx: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
-/// Sends the transcripts whose stretch is final; returns how many.
-async fn flush_transcripts<S: AsyncRead + AsyncWrite + Unpin>(
-    out: &mut Out<S>,
-    pending: &mut VecDeque<PendingTranscript>,
-    turns: &Turns,
-    redaction: Option<&Redaction>,
-) -> u64 {
-    let mut n = 0;
-    while let Some(t) = pending.front() {
-        let (start, end) = ((t.start * RATE) as u64, (t.end * RATE).ceil() as u64);
-        if end > turns.frontier {
-            break;
-        }
-        let t = pending.pop_front().expect("front exists");
-        let text = match redaction {
-            Some(r) => r.redact(t.text, out.session).await,
-            None => t.text,
+/// Completes once the engine's ring takes audio again (at once when there is no writer).
+async fn room(writer: &mut Option<AudioWriter>) {
+    if let Some(w) = writer {
+        // A reader that has gone shows when the audio is pushed.
+        let _ = w.writable().await;
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+    /// Opens the engine stream `start` asks for and says `ready`; `None` (after a typed error)
+    /// when it cannot.
+    async fn open(mut out: Out<S>, shared: Arc<Shared>, id: u64, start: Start) -> Option<Self> {
+        let Start {
+            audio,
+            options,
+            redact,
+        } = start;
+        let redaction = match (redact, &shared.redaction) {
+            (Some(true), None) => {
+                let m = "this server has no PII tagger: redact must be false";
+                out.error(ErrorCode::BadStart, m, true).await;
+                out.close(CloseCode::Policy, "bad start").await;
+                return None;
+            }
+            (Some(false), _) | (_, None) => None,
+            (_, Some(r)) => Some(r.clone()),
         };
-        out.send(&ServerMessage::Transcript {
-            start: t.start,
-            end: t.end,
-            speaker: turns.speaker(start, end.max(start + 1)),
-            text,
-            redacted: redaction.is_some(),
+        let (writer, stream) = match shared.engine.open(options) {
+            Ok(s) => s,
+            Err(e) => {
+                out.error(ErrorCode::BadStart, e.to_string(), true).await;
+                out.close(CloseCode::Policy, "bad start").await;
+                return None;
+            }
+        };
+        tracing::info!(session = id, "session started");
+        out.send(&ServerMessage::Ready {
+            session: id,
+            protocol: 1,
+            sample_rate: RATE as u32,
         })
         .await;
-        n += 1;
+        let config = &shared.config;
+        let stats_every = config.stats_interval_secs;
+        Some(Self {
+            out,
+            id,
+            audio,
+            writer: Some(writer),
+            stream,
+            redaction,
+            ending: Ending::Open,
+            pending: VecDeque::new(),
+            scratch: Vec::new(),
+            received: 0,
+            max_samples: (config.max_session_secs * RATE) as u64,
+            turns: FinalTurns::default(),
+            transcripts: VecDeque::new(),
+            attributed: 0,
+            warned_non_finite: false,
+            last_input: Instant::now(),
+            next_stats: (stats_every > 0.0)
+                .then(|| Instant::now() + Duration::from_secs_f64(stats_every)),
+            shutdown: shared.shutdown.clone(),
+            shared,
+        })
     }
-    n
+
+    /// Serves the session until the engine's summary has gone out as `end`.
+    async fn serve(&mut self, source: &mut SplitStream<WebSocketStream<S>>) {
+        loop {
+            self.feed_engine();
+            let wake = self.next_wake(source).await;
+            let done = match wake {
+                Wake::Event(e) => self.on_event(e).await,
+                Wake::Room => false,
+                Wake::Message(m) => {
+                    self.last_input = Instant::now();
+                    self.on_message(m).await;
+                    false
+                }
+                Wake::Idle => {
+                    let m = "no audio or message for the idle timeout";
+                    self.out.error(ErrorCode::IdleTimeout, m, true).await;
+                    self.ending = Ending::Stopping;
+                    false
+                }
+                Wake::Shutdown => {
+                    let m = "the server is shutting down; final results follow";
+                    self.out.error(ErrorCode::ShuttingDown, m, true).await;
+                    self.ending = Ending::Stopping;
+                    false
+                }
+                Wake::Stats => {
+                    self.send_stats().await;
+                    false
+                }
+            };
+            if done {
+                break;
+            }
+        }
+    }
+
+    /// Hands the audio waiting to the engine while its ring has room; once the audio has ended
+    /// and all of it is handed over, closes the stream's input.
+    fn feed_engine(&mut self) {
+        let Some(w) = self.writer.as_mut() else {
+            return;
+        };
+        while !self.pending.is_empty() {
+            let (a, _) = self.pending.as_slices();
+            match w.push_some(a) {
+                Ok(0) => break,
+                Ok(n) => {
+                    self.pending.drain(..n);
+                }
+                Err(_) => {
+                    self.pending.clear();
+                    break;
+                }
+            }
+        }
+        if self.ending == Ending::Stopping && self.pending.is_empty() {
+            self.writer = None;
+            self.ending = Ending::Draining;
+        }
+    }
+
+    /// Waits for the next thing to do. While the engine is behind (audio waits for room in its
+    /// ring), the socket is not read: TCP slows the client down.
+    async fn next_wake(&mut self, source: &mut SplitStream<WebSocketStream<S>>) -> Wake {
+        let reading = self.ending == Ending::Open && self.pending.is_empty() && !self.out.dead;
+        let backlog = !self.pending.is_empty() && self.writer.is_some();
+        let idle = self.last_input + Duration::from_secs_f64(self.shared.config.idle_timeout_secs);
+        let open = self.ending == Ending::Open;
+        let stats_at = self.next_stats;
+        tokio::select! {
+            biased;
+            e = self.stream.events().recv_async() => Wake::Event(e.ok()),
+            _ = room(&mut self.writer), if backlog => Wake::Room,
+            m = source.next(), if reading => Wake::Message(m),
+            _ = sleep_until(idle), if reading => Wake::Idle,
+            _ = stopped(&mut self.shutdown), if open => Wake::Shutdown,
+            _ = sleep_until(stats_at.unwrap_or_else(Instant::now)), if stats_at.is_some() => Wake::Stats,
+        }
+    }
+
+    /// One engine event: passed on, transcripts flushed; the summary ends the session (returns
+    /// true).
+    async fn on_event(&mut self, e: Option<Event>) -> bool {
+        let Some(e) = e else {
+            let m = "the stream ended without a summary";
+            self.out.error(ErrorCode::Internal, m, true).await;
+            return true;
+        };
+        self.turns.observe(&e);
+        if let Event::Summary(s) = &e {
+            self.flush_transcripts().await;
+            let m = &self.shared.metrics;
+            m.samples_final
+                .fetch_add(s.samples_final, Ordering::Relaxed);
+            self.out
+                .send(&ServerMessage::End(EndTotals {
+                    samples_received: self.received,
+                    samples_processed: s.samples_final,
+                    samples_lost: s.samples_lost,
+                    speakers: s.speakers.clone(),
+                    transcripts: self.attributed,
+                }))
+                .await;
+            self.out.close(CloseCode::Normal, "end").await;
+            let seconds = s.samples_final as f64 / RATE;
+            let speakers = s.speakers.len();
+            tracing::info!(session = self.id, seconds, speakers, "session ended");
+            return true;
+        }
+        // A server never pushes live audio, so there is no overload; the summary is `end`.
+        if let Ok(m) = ServerMessage::try_from(e) {
+            self.out.send(&m).await;
+        }
+        self.flush_transcripts().await;
+        false
+    }
+
+    /// One message from the client (or its absence: it has gone).
+    async fn on_message(&mut self, msg: Option<Result<Message, WsError>>) {
+        match msg {
+            None | Some(Ok(Message::Close(_))) => {
+                // The client went away: what it sent is still diarized.
+                self.out.dead = true;
+                self.ending = Ending::Stopping;
+            }
+            Some(Err(e)) => self.on_socket_error(e).await,
+            Some(Ok(Message::Binary(b))) => self.on_audio(&b).await,
+            Some(Ok(Message::Text(t))) => self.on_text(&t).await,
+            Some(Ok(_)) => {}
+        }
+    }
+
+    /// A broken or refused frame: a typed fatal error where the client can still hear it.
+    async fn on_socket_error(&mut self, e: WsError) {
+        use tokio_tungstenite::tungstenite::error::ProtocolError;
+        let code = match &e {
+            WsError::Capacity(_) => Some((ErrorCode::FrameTooLarge, CloseCode::Size)),
+            WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+            WsError::Protocol(_) | WsError::Utf8(_) => {
+                Some((ErrorCode::BadMessage, CloseCode::Protocol))
+            }
+            // Reset, closed or failed: the client is gone.
+            _ => None,
+        };
+        match code {
+            Some((code, close)) => {
+                self.out.error(code, e.to_string(), true).await;
+                self.out.close(close, code.as_str()).await;
+            }
+            None => self.out.dead = true,
+        }
+        self.ending = Ending::Stopping;
+    }
+
+    /// A binary frame: decoded into the audio waiting for the engine, up to the longest session.
+    async fn on_audio(&mut self, bytes: &[u8]) {
+        self.scratch.clear();
+        let bad = match self.audio.decode(bytes, &mut self.scratch) {
+            Ok(bad) => bad,
+            Err(m) => return self.out.error(ErrorCode::BadAudio, m, false).await,
+        };
+        if bad > 0 && !self.warned_non_finite {
+            self.warned_non_finite = true;
+            let m = format!("{bad} non-finite samples became silence");
+            self.out.error(ErrorCode::NonFiniteSamples, m, false).await;
+        }
+        let room = self.max_samples.saturating_sub(self.received) as usize;
+        let take = self.scratch.len().min(room);
+        self.accept(take);
+        if take < self.scratch.len() {
+            let secs = self.shared.config.max_session_secs;
+            let m = format!("sessions end after {secs} s of audio");
+            self.out.error(ErrorCode::SessionTooLong, m, true).await;
+            self.ending = Ending::Stopping;
+        }
+    }
+
+    /// Counts the first `n` samples of `scratch` as received and queues them for the engine.
+    fn accept(&mut self, n: usize) {
+        self.received += n as u64;
+        let m = &self.shared.metrics;
+        m.samples_received.fetch_add(n as u64, Ordering::Relaxed);
+        self.pending.extend(self.scratch[..n].iter().copied());
+    }
+
+    /// A text message after `start`: `stop`, a transcript, or an error.
+    async fn on_text(&mut self, text: &str) {
+        match serde_json::from_str::<ClientMessage>(text) {
+            Ok(ClientMessage::Stop) => {
+                self.scratch.clear();
+                self.audio.finish(&mut self.scratch);
+                self.accept(self.scratch.len());
+                self.ending = Ending::Stopping;
+            }
+            Ok(ClientMessage::Transcript { start, end, text }) => {
+                self.on_transcript(start, end, text).await
+            }
+            Ok(ClientMessage::Start { .. }) => {
+                let m = "the session has started";
+                self.out.error(ErrorCode::AlreadyStarted, m, false).await;
+            }
+            Err(e) => {
+                self.out
+                    .error(ErrorCode::BadMessage, e.to_string(), false)
+                    .await
+            }
+        }
+    }
+
+    /// A transcript segment: queued until its stretch is final (a bounded number of them).
+    async fn on_transcript(&mut self, start: f64, end: f64, text: String) {
+        let waiting = self.transcripts.len();
+        if waiting >= self.shared.config.max_pending_transcripts {
+            let m = format!(
+                "{waiting} transcript segments already wait for their audio to become final; this one is dropped"
+            );
+            self.out.error(ErrorCode::BadMessage, m, false).await;
+        } else if start.is_finite() && end.is_finite() && start >= 0.0 && end >= start {
+            self.transcripts
+                .push_back(PendingTranscript { start, end, text });
+            self.flush_transcripts().await;
+        } else {
+            let m = "transcript times must satisfy 0 <= start <= end";
+            self.out.error(ErrorCode::BadMessage, m, false).await;
+        }
+    }
+
+    /// Sends the transcripts whose stretch is final, attributed and redacted.
+    async fn flush_transcripts(&mut self) {
+        while let Some(t) = self.transcripts.front() {
+            let (start, end) = ((t.start * RATE) as u64, (t.end * RATE).ceil() as u64);
+            if end > self.turns.frontier() {
+                break;
+            }
+            let t = self.transcripts.pop_front().expect("front exists");
+            let text = match &self.redaction {
+                Some(r) => r.redact(t.text, self.id).await,
+                None => t.text,
+            };
+            let speaker = self.turns.speaker_of(start, end.max(start + 1));
+            let msg = ServerMessage::Transcript {
+                start: t.start,
+                end: t.end,
+                speaker: speaker.map(str::to_string),
+                text,
+                redacted: self.redaction.is_some(),
+            };
+            self.out.send(&msg).await;
+            self.attributed += 1;
+        }
+    }
+
+    async fn send_stats(&mut self) {
+        let every = Duration::from_secs_f64(self.shared.config.stats_interval_secs);
+        self.next_stats = Some(Instant::now() + every);
+        let msg = ServerMessage::Stats {
+            samples_received: self.received,
+            samples_final: self.turns.frontier().min(self.received),
+        };
+        self.out.send(&msg).await;
+    }
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use diarist_audio::{Capture, audio_ring, forward_resampled, input_devices};
+use diarist_engine::stream::RecvTimeoutError;
 use diarist_engine::{Engine, StreamOptions};
 
 use crate::settings::{self, CommonArgs, StreamingArgs};
@@ -72,8 +73,8 @@ pub fn run(args: &MicArgs) -> anyhow::Result<ExitCode> {
     loop {
         match stream.events().recv_timeout(Duration::from_millis(100)) {
             Ok(e) => sink.handle(&e),
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
         }
         if let Some(c) = &capture {
             let timed_out = args
