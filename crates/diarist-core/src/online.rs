@@ -13,6 +13,7 @@
 //! backbone's frame features, and pools features into embeddings through a closure.
 
 use std::collections::VecDeque;
+use std::ops::Range;
 
 use crate::activity::LocalActivity;
 use crate::assignment::max_weight_matching;
@@ -129,6 +130,19 @@ struct FrameAcc {
     count: f32,
     /// (speaker, weighted activity)
     speakers: Vec<(usize, f32)>,
+}
+
+/// A window's local speakers that are embedded, and what their assignment needs to know.
+struct Voices {
+    /// The local speakers embedded, in order (a voice is an index into this).
+    local: Vec<usize>,
+    /// Per local speaker of the window: heard in the window itself, not only in its context.
+    in_window: Vec<bool>,
+    /// Per local speaker of the window: frames where it talks alone, within the stretch it is
+    /// judged on (the window, or the context when it is heard only there).
+    clean: Vec<usize>,
+    /// Pooling weights on the backbone frames, `[local, frames]` row-major.
+    weights: Vec<f32>,
 }
 
 /// Online diarizer of one stream. See the module documentation.
@@ -286,50 +300,87 @@ impl OnlineDiarizer {
         valid: usize,
         pool: &mut impl Pooler<E>,
     ) -> Result<Vec<Option<usize>>, E> {
-        let act = obs.activity;
-        let k = act.speakers;
-        let mut labels = vec![None; k];
+        let mut labels = vec![None; obs.activity.speakers];
+        let Some(voices) = self.voices(obs, valid) else {
+            return Ok(labels);
+        };
+        let embeddings = pool(obs.features, &voices.weights, voices.local.len())?;
+        self.embeddings += voices.local.len();
+        let scores = self.similarities(&embeddings, voices.local.len());
+        let (used, unmatched) = self.match_known(&voices, &embeddings, &scores, &mut labels);
+        self.place_unmatched(&voices, &embeddings, &scores, used, unmatched, &mut labels);
+        Ok(labels)
+    }
+
+    /// Centre of the window's backbone feature frame `r`, in samples from the observation's start.
+    fn feature_centre(&self, obs: &WindowObservation, r: usize) -> f64 {
         let fg = self.p.feature_grid;
-        let g = self.p.grid;
+        (obs.features_offset + r * fg.step + fg.length / 2) as f64
+    }
+
+    /// The window's local speakers worth embedding (enough activity, and some backbone frames
+    /// to pool), judged on the first `valid` frames; `None` when there are none.
+    fn voices(&self, obs: &WindowObservation, valid: usize) -> Option<Voices> {
+        let act = obs.activity;
         let frames = obs
             .features
             .len()
             .checked_div(self.p.feature_dim)
             .unwrap_or(0);
         if frames == 0 {
-            return Ok(labels);
+            return None;
         }
         // Only the frames the features reach count (a window whose backbone did not run has
         // none for its newest stretch): speech there is judged by a later window.
-        let centre = |r: usize| (obs.features_offset + r * fg.step + fg.length / 2) as f64;
-        let valid = valid.min(g.nearest(centre(frames - 1)) + 1);
+        let valid = valid.min(self.p.grid.nearest(self.feature_centre(obs, frames - 1)) + 1);
         let own = obs.context_frames.min(valid);
-        let in_window: Vec<bool> = (0..k)
+        let in_window: Vec<bool> = (0..act.speakers)
             .map(|s| (own..valid).any(|f| act.is_active(f, s)))
             .collect();
-        let span = |s: usize| if in_window[s] { own..valid } else { 0..own };
-        let active: Vec<usize> = (0..k)
-            .map(|s| span(s).filter(|&f| act.is_active(f, s)).count())
+        let spans: Vec<Range<usize>> = in_window
+            .iter()
+            .map(|&w| if w { own..valid } else { 0..own })
             .collect();
-        let clean: Vec<usize> = (0..k)
+        let active = |s: usize| spans[s].clone().filter(|&f| act.is_active(f, s)).count();
+        let clean: Vec<usize> = (0..act.speakers)
             .map(|s| {
-                span(s)
+                spans[s]
+                    .clone()
                     .filter(|&f| act.is_active(f, s) && act.count(f) == 1)
                     .count()
             })
             .collect();
-        let mut candidates: Vec<usize> = (0..k)
-            .filter(|&s| active[s] >= self.p.min_active_frames.max(1))
+        let mut local: Vec<usize> = (0..act.speakers)
+            .filter(|&s| active(s) >= self.p.min_active_frames.max(1))
             .collect();
-        // Weights on the backbone frames: where the speaker is alone, or where it is active when
-        // it is never alone.
-        let mut weights = Vec::with_capacity(candidates.len() * frames);
-        candidates.retain(|&s| {
+        let weights = self.pooling_weights(obs, frames, &spans, &clean, &mut local);
+        (!local.is_empty()).then_some(Voices {
+            local,
+            in_window,
+            clean,
+            weights,
+        })
+    }
+
+    /// Weights on the `frames` backbone frames for each of the `local` speakers (`[local,
+    /// frames]`): where the speaker is alone within its span, or where it is active when it is
+    /// never alone. A speaker left with no weight is dropped from `local`.
+    fn pooling_weights(
+        &self,
+        obs: &WindowObservation,
+        frames: usize,
+        spans: &[Range<usize>],
+        clean: &[usize],
+        local: &mut Vec<usize>,
+    ) -> Vec<f32> {
+        let act = obs.activity;
+        let mut weights = Vec::with_capacity(local.len() * frames);
+        local.retain(|&s| {
             let alone = clean[s] > 0;
             let row = weights.len();
-            let span = span(s);
+            let span = &spans[s];
             weights.extend((0..frames).map(|r| {
-                let f = g.nearest(centre(r));
+                let f = self.p.grid.nearest(self.feature_centre(obs, r));
                 let on = span.contains(&f) && act.is_active(f, s) && (!alone || act.count(f) == 1);
                 if on { 1.0 } else { 0.0 }
             }));
@@ -339,34 +390,46 @@ impl OnlineDiarizer {
             }
             any
         });
-        if candidates.is_empty() {
-            return Ok(labels);
-        }
-        let embeddings = pool(obs.features, &weights, candidates.len())?;
-        self.embeddings += candidates.len();
-        let scores: Vec<Vec<f64>> = candidates
+        weights
+    }
+
+    /// Cosine similarity of each of the first `n` embeddings to every speaker's voiceprint.
+    fn similarities(&self, embeddings: &[Vec<f32>], n: usize) -> Vec<Vec<f64>> {
+        embeddings[..n]
             .iter()
-            .enumerate()
-            .map(|(i, _)| {
+            .map(|e| {
                 self.speakers
                     .iter()
-                    .map(|sp| cosine(&embeddings[i], &sp.sum) as f64)
+                    .map(|sp| cosine(e, &sp.sum) as f64)
                     .collect()
             })
-            .collect();
+            .collect()
+    }
+
+    /// Matches the voices to the speakers (optimal assignment on `scores`, accepted under the
+    /// match threshold) into `labels`, refining the voiceprint of a speaker matched by a voice
+    /// with enough clean speech in the window itself. Returns which speakers are taken, and the
+    /// voices (indices into `voices.local`) heard in the window that found none.
+    fn match_known(
+        &mut self,
+        voices: &Voices,
+        embeddings: &[Vec<f32>],
+        scores: &[Vec<f64>],
+        labels: &mut [Option<usize>],
+    ) -> (Vec<bool>, Vec<usize>) {
         let matched = if self.speakers.is_empty() {
-            vec![None; candidates.len()]
+            vec![None; voices.local.len()]
         } else {
-            max_weight_matching(&scores)
+            max_weight_matching(scores)
         };
         let mut used = vec![false; self.speakers.len()];
         let mut unmatched = Vec::new();
-        for (i, &s) in candidates.iter().enumerate() {
+        for (i, &s) in voices.local.iter().enumerate() {
             match matched[i] {
                 Some(j) if 1.0 - scores[i][j] < self.p.match_threshold as f64 => {
                     labels[s] = Some(j);
                     used[j] = true;
-                    if in_window[s] && clean[s] >= self.p.update_frames {
+                    if voices.in_window[s] && voices.clean[s] >= self.p.update_frames {
                         let e = normalised(&embeddings[i]);
                         self.speakers[j]
                             .sum
@@ -375,18 +438,31 @@ impl OnlineDiarizer {
                             .for_each(|(a, b)| *a += b);
                     }
                 }
-                _ if in_window[s] => unmatched.push(i),
+                _ if voices.in_window[s] => unmatched.push(i),
                 // Heard only in the context: it has had its say there.
                 _ => {}
             }
         }
-        // Longest first: a voice with enough clean speech opens a new speaker; shorter ones join
-        // the closest speaker not already in this window.
-        unmatched.sort_by_key(|&i| std::cmp::Reverse(clean[candidates[i]]));
+        (used, unmatched)
+    }
+
+    /// Places the `unmatched` voices into `labels`, longest clean speech first: a voice with
+    /// enough opens a new speaker (while there is room); a shorter one joins the closest
+    /// speaker not already `used` in this window.
+    fn place_unmatched(
+        &mut self,
+        voices: &Voices,
+        embeddings: &[Vec<f32>],
+        scores: &[Vec<f64>],
+        mut used: Vec<bool>,
+        mut unmatched: Vec<usize>,
+        labels: &mut [Option<usize>],
+    ) {
+        unmatched.sort_by_key(|&i| std::cmp::Reverse(voices.clean[voices.local[i]]));
         for i in unmatched {
-            let s = candidates[i];
+            let s = voices.local[i];
             let room = self.p.max_speakers.is_none_or(|m| self.speakers.len() < m);
-            if clean[s] >= self.p.new_speaker_frames && room {
+            if voices.clean[s] >= self.p.new_speaker_frames && room {
                 self.speakers.push(Speaker {
                     name: None,
                     sum: normalised(&embeddings[i]),
@@ -402,7 +478,6 @@ impl OnlineDiarizer {
                 labels[s] = Some(j);
             }
         }
-        Ok(labels)
     }
 
     /// Adds `valid` frames of the window (activity frames from `own` on, recording frames from

@@ -1,8 +1,13 @@
 //! RTTM and UEM files: reading and writing speaker turns and scored regions.
 //!
-//! Times are seconds in the files and integer samples at 16 kHz in memory.
+//! Times are seconds in the files and integer samples at 16 kHz in memory. Reading the files
+//! is the caller's business: these functions take and return text.
 
 use std::collections::BTreeMap;
+use std::fmt::Display;
+use std::path::Path;
+
+use crate::reconstruct::SpeakerTurn;
 
 /// Samples per second of every time in memory.
 pub const SAMPLE_RATE: u32 = 16_000;
@@ -38,6 +43,41 @@ pub struct ParseError {
     pub reason: String,
     /// The line.
     pub text: String,
+}
+
+/// One of several named texts that could not be read: which one, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("parsing {name}")]
+pub struct SourceError {
+    /// The text's name (its file, as the caller names it).
+    pub name: String,
+    /// What is wrong in it.
+    #[source]
+    pub error: ParseError,
+}
+
+/// The RTTM file id of a recording: its file name without the extension (`audio` for a path
+/// with no file name).
+pub fn file_id(path: &Path) -> String {
+    path.file_stem()
+        .map_or_else(|| "audio".into(), |s| s.to_string_lossy().into_owned())
+}
+
+/// Speaker label of global speaker `k`: `SPEAKER_00`, `SPEAKER_01`, ...
+pub fn speaker_label(k: usize) -> String {
+    format!("SPEAKER_{k:02}")
+}
+
+/// Turns of global speakers as RTTM turns, with their speakers' labels.
+pub fn to_rttm_turns(turns: &[SpeakerTurn]) -> Vec<Turn> {
+    turns
+        .iter()
+        .map(|t| Turn {
+            start: t.start as u64,
+            end: t.end as u64,
+            speaker: speaker_label(t.speaker),
+        })
+        .collect()
 }
 
 fn seconds(field: Option<&str>, what: &str, line: usize, text: &str) -> Result<f64, ParseError> {
@@ -131,6 +171,43 @@ pub fn parse_uem(text: &str) -> Result<BTreeMap<String, Vec<(u64, u64)>>, ParseE
     Ok(out)
 }
 
+/// What one text holds, by file id.
+type ById<V> = BTreeMap<String, Vec<V>>;
+
+/// Parses every named text with `parse_one` and merges what they hold by file id, in the order
+/// given.
+fn merge<N: Display, T: AsRef<str>, V>(
+    texts: impl IntoIterator<Item = (N, T)>,
+    parse_one: fn(&str) -> Result<ById<V>, ParseError>,
+) -> Result<ById<V>, SourceError> {
+    let mut all: ById<V> = BTreeMap::new();
+    for (name, text) in texts {
+        let parsed = parse_one(text.as_ref()).map_err(|error| SourceError {
+            name: name.to_string(),
+            error,
+        })?;
+        for (id, items) in parsed {
+            all.entry(id).or_default().extend(items);
+        }
+    }
+    Ok(all)
+}
+
+/// Reads several RTTM texts (a directory's files, say), each named for its errors, into turns
+/// merged by file id.
+pub fn parse_all<N: Display, T: AsRef<str>>(
+    texts: impl IntoIterator<Item = (N, T)>,
+) -> Result<BTreeMap<String, Vec<Turn>>, SourceError> {
+    merge(texts, parse)
+}
+
+/// Reads several UEM texts, each named for its errors, into scored regions merged by file id.
+pub fn parse_uem_all<N: Display, T: AsRef<str>>(
+    texts: impl IntoIterator<Item = (N, T)>,
+) -> Result<BTreeMap<String, Vec<(u64, u64)>>, SourceError> {
+    merge(texts, parse_uem)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,5 +244,45 @@ mod tests {
     fn uem_regions() {
         let u = parse_uem("rec 1 0.000 30.000\nrec 1 40 41\n").unwrap();
         assert_eq!(u["rec"], vec![(0, 480_000), (640_000, 656_000)]);
+    }
+
+    #[test]
+    fn several_texts_merge_by_file_id_and_errors_name_their_text() {
+        let a = "SPEAKER rec 1 0.0 1.0 <NA> <NA> A <NA> <NA>\n";
+        let b =
+            "SPEAKER rec 1 2.0 1.0 <NA> <NA> B <NA> <NA>\nSPEAKER x 1 0 1 <NA> <NA> C <NA> <NA>\n";
+        let all = parse_all([("a.rttm", a), ("b.rttm", b)]).unwrap();
+        let speakers: Vec<&str> = all["rec"].iter().map(|t| t.speaker.as_str()).collect();
+        assert_eq!(speakers, ["A", "B"]);
+        assert_eq!(all["x"].len(), 1);
+        let err = parse_all([("a.rttm", a), ("bad.rttm", "SPEAKER rec 1 x")]).unwrap_err();
+        assert_eq!((err.name.as_str(), err.error.line), ("bad.rttm", 1));
+        assert_eq!(err.to_string(), "parsing bad.rttm");
+        let uem = parse_uem_all([("u", "rec 1 0 1\n"), ("v", "rec 1 2 3\n")]).unwrap();
+        assert_eq!(uem["rec"], vec![(0, 16_000), (32_000, 48_000)]);
+    }
+
+    #[test]
+    fn a_file_id_is_the_name_without_its_extension() {
+        assert_eq!(file_id(Path::new("a/b/meeting.01.wav")), "meeting.01");
+        assert_eq!(file_id(Path::new("call")), "call");
+        assert_eq!(file_id(Path::new("/")), "audio");
+    }
+
+    #[test]
+    fn global_speakers_get_their_labels() {
+        let turns = to_rttm_turns(&[SpeakerTurn {
+            start: 16_000,
+            end: 32_000,
+            speaker: 3,
+        }]);
+        assert_eq!(
+            turns,
+            [Turn {
+                start: 16_000,
+                end: 32_000,
+                speaker: "SPEAKER_03".into()
+            }]
+        );
     }
 }

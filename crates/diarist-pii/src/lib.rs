@@ -11,6 +11,7 @@ mod manifest;
 mod pool;
 mod redact;
 mod score;
+mod spans;
 mod spoken;
 mod tagger;
 

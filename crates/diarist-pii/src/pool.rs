@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 
 use diarist_models::{Runtime, SessionOptions};
 
-use crate::{Entity, PiiConfig, PiiError, Tagger, TaggerOptions};
+use crate::{Entity, PiiConfig, PiiError, Tagger};
 
 /// What a worker answers: the text and what it found in it.
 type Answer = Result<(String, Vec<Entity>), PiiError>;
@@ -66,9 +66,8 @@ impl TaggerPool {
         workers: usize,
         queue: usize,
     ) -> Result<Self, PiiError> {
-        let opts = TaggerOptions::from_config(config, session);
         let taggers = (0..workers.max(1))
-            .map(|_| Tagger::load(runtime, &config.model, &config.variant, opts))
+            .map(|_| Tagger::from_config(runtime, config, session))
             .collect::<Result<Vec<_>, _>>()?;
         Self::new(taggers, queue).map_err(|e| PiiError::Config(format!("tagger threads: {e}")))
     }

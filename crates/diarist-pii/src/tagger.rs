@@ -10,8 +10,8 @@ use ort::value::TensorRef;
 use tokenizers::Tokenizer;
 
 use crate::manifest::Tag;
-use crate::spoken::{email_shaped, luhn, spoken_digits};
-use crate::{Entity, Label, PiiConfig, PiiError, PiiManifest};
+use crate::spans::{self, Word};
+use crate::{Entity, PiiConfig, PiiError, PiiManifest};
 
 /// How the tagger cuts text and which entities it keeps.
 #[derive(Debug, Clone, Copy)]
@@ -138,6 +138,17 @@ impl Tagger {
             special: [cls, sep, pad],
             opts,
         })
+    }
+
+    /// Loads the tagger a `[pii]` configuration names: its model, variant and options, with
+    /// `session`'s threads and provider.
+    pub fn from_config(
+        runtime: &Runtime,
+        config: &PiiConfig,
+        session: SessionOptions,
+    ) -> Result<Self, PiiError> {
+        let opts = TaggerOptions::from_config(config, session);
+        Self::load(runtime, &config.model, &config.variant, opts)
     }
 
     /// The manifest the model was loaded from.
@@ -301,132 +312,34 @@ impl Tagger {
         Ok(())
     }
 
+    /// The entities of one text: each word's tag is its first piece's best class.
     fn decode(&self, text: &str, enc: &Encoded, logits: &[f32]) -> Vec<Entity> {
         let classes = self.tags.len();
-        // words: (first char, end char, tag, probability)
-        let mut words: Vec<(usize, usize, Option<Tag>, f32)> = Vec::new();
+        let mut words: Vec<Word> = Vec::new();
         let mut last_word = None;
         for (i, word) in enc.words.iter().enumerate() {
-            let (s, e) = enc.offsets[i];
+            let (start, end) = enc.offsets[i];
             if word.is_some() && *word == last_word {
                 if let Some(w) = words.last_mut() {
-                    w.1 = w.1.max(e);
+                    w.end = w.end.max(end);
                 }
                 continue;
             }
             last_word = *word;
             let row = &logits[i * classes..(i + 1) * classes];
-            let (best, p) = softmax_argmax(row);
-            words.push((s, e, self.tags[best], p));
+            let (best, probability) = softmax_argmax(row);
+            words.push(Word {
+                start,
+                end,
+                tag: self.tags[best],
+                probability,
+            });
         }
-        // BIO → spans (first char, end char, label, summed probability, words); an I- that does
-        // not continue an open span of its label starts one
-        let mut spans: Vec<(usize, usize, Label, f32, usize)> = Vec::new();
-        let mut open = false;
-        for (s, e, tag, p) in words {
-            match tag {
-                None => open = false,
-                Some(Tag::Inside(l)) if open && spans.last().is_some_and(|x| x.2 == l) => {
-                    let x = spans.last_mut().expect("an open span");
-                    x.1 = e;
-                    x.3 += p;
-                    x.4 += 1;
-                }
-                Some(Tag::Begin(l) | Tag::Inside(l)) => {
-                    spans.push((s, e, l, p, 1));
-                    open = true;
-                }
-            }
-        }
-        let chars: Vec<char> = text.chars().collect();
-        join_email_parts(&mut spans, &chars);
-        spans
-            .into_iter()
-            .filter_map(|(start, end, label, sum, n)| {
-                let (start, end) = trim_edges(&chars, start, end)?;
-                let surface: String = chars[start..end.min(chars.len())].iter().collect();
-                let score = validate(label, &surface, sum / n as f32);
-                (score >= self.opts.min_score).then_some(Entity {
-                    start,
-                    end,
-                    label,
-                    score,
-                })
-            })
-            .collect()
+        spans::entities(text, words, self.opts.min_score)
     }
 }
 
-/// The span without the sentence punctuation, symbols, emoji and spaces that word-level tagging
-/// can sweep in at its edges; `None` when nothing is left.
-fn trim_edges(chars: &[char], mut start: usize, mut end: usize) -> Option<(usize, usize)> {
-    let keep = |c: char| c.is_alphanumeric() || matches!(c, '(' | ')' | '+' | '#' | '@');
-    end = end.min(chars.len());
-    while start < end && !keep(chars[start]) {
-        start += 1;
-    }
-    while end > start && !keep(chars[end - 1]) {
-        end -= 1;
-    }
-    (start < end).then_some((start, end))
-}
-
-/// Words that join the parts of an e-mail address, spoken or written.
-const EMAIL_JOINERS: &[&str] = &[
-    "at",
-    "@",
-    "dot",
-    ".",
-    "underscore",
-    "_",
-    "hyphen",
-    "dash",
-    "-",
-];
-
-/// An e-mail address is often tagged in pieces: its user part ("kevin", "h dot flynn") as a name,
-/// its address part ("seventy nine at icloud dot com", "@fastmail.net") as an e-mail. A name or
-/// e-mail span directly followed by an e-mail span that starts with a joiner or a number, or an
-/// e-mail span that ends with a joiner directly followed by a name or e-mail span, is one address.
-fn join_email_parts(spans: &mut Vec<(usize, usize, Label, f32, usize)>, chars: &[char]) {
-    let words = |a: usize, b: usize| -> Vec<String> {
-        chars[a..b.min(chars.len())]
-            .iter()
-            .collect::<String>()
-            .split(|c: char| c.is_whitespace() || matches!(c, '.' | '_' | '-' | '@'))
-            .filter(|w| !w.is_empty())
-            .map(str::to_lowercase)
-            .collect()
-    };
-    let starts_joined = |a: usize, b: usize| {
-        let first = chars.get(a).copied().unwrap_or(' ');
-        matches!(first, '.' | '_' | '-' | '@')
-            || words(a, b).first().is_some_and(|w| {
-                EMAIL_JOINERS.contains(&w.as_str()) || !spoken_digits(w).is_empty()
-            })
-    };
-    let ends_joined = |a: usize, b: usize| {
-        let last = chars.get(b.wrapping_sub(1)).copied().unwrap_or(' ');
-        matches!(last, '.' | '_' | '-' | '@')
-            || words(a, b)
-                .last()
-                .is_some_and(|w| EMAIL_JOINERS.contains(&w.as_str()))
-    };
-    let mut i = spans.len();
-    while i > 1 {
-        i -= 1;
-        let (a, b) = (spans[i - 1], spans[i]);
-        let gap_ok = chars[a.1..b.0].iter().all(|c| c.is_whitespace());
-        let names = |l: Label| matches!(l, Label::PersonName | Label::Email);
-        let joined = (b.2 == Label::Email && names(a.2) && starts_joined(b.0, b.1))
-            || (a.2 == Label::Email && names(b.2) && ends_joined(a.0, a.1));
-        if gap_ok && joined {
-            spans[i - 1] = (a.0, b.1, Label::Email, a.3 + b.3, a.4 + b.4);
-            spans.remove(i);
-        }
-    }
-}
-
+/// The most likely class of a row of logits, and its probability.
 fn softmax_argmax(row: &[f32]) -> (usize, f32) {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let sum: f32 = row.iter().map(|x| (x - max).exp()).sum();
@@ -439,107 +352,4 @@ fn softmax_argmax(row: &[f32]) -> (usize, f32) {
                 |a, (i, x)| if x > a.1 { (i, x) } else { a },
             );
     (best, (value - max).exp() / sum)
-}
-
-/// Confidence after checking the span's form: a card number that passes Luhn, a phone number
-/// with a plausible digit count or an e-mail with an address's shape gains; one that cannot be
-/// what its label says loses.
-fn validate(label: Label, surface: &str, score: f32) -> f32 {
-    let gain = |s: f32| 1.0 - (1.0 - s) * 0.5;
-    let digits = || spoken_digits(surface).len();
-    match label {
-        Label::CreditCard => {
-            let d = spoken_digits(surface);
-            if !(12..=19).contains(&d.len()) {
-                score * 0.5
-            } else if luhn(&d) {
-                gain(score)
-            } else {
-                // recognisers mishear single digits; a near-miss still reads as a card
-                score * 0.8
-            }
-        }
-        Label::Phone => match digits() {
-            7..=15 => gain(score),
-            _ => score * 0.6,
-        },
-        // nine digits (US social security) or six (UK national insurance, with its letters)
-        Label::Ssn => match digits() {
-            9 | 6 => gain(score),
-            _ => score * 0.6,
-        },
-        Label::Email => {
-            if email_shaped(surface) {
-                gain(score)
-            } else {
-                score * 0.6
-            }
-        }
-        _ => score,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn spans_of(text: &str, parts: &[(&str, Label)]) -> Vec<(usize, usize, Label, f32, usize)> {
-        parts
-            .iter()
-            .map(|(p, l)| {
-                let byte = text.find(p).unwrap();
-                let start = text[..byte].chars().count();
-                (start, start + p.chars().count(), *l, 0.9, 1)
-            })
-            .collect()
-    }
-
-    #[test]
-    fn e_mail_pieces_join_into_one_address() {
-        let text = "it's h dot flynn at protonmail dot com and call ana";
-        let chars: Vec<char> = text.chars().collect();
-        let mut spans = spans_of(
-            text,
-            &[
-                ("h dot", Label::Email),
-                ("flynn", Label::PersonName),
-                ("at protonmail dot com", Label::Email),
-                ("ana", Label::PersonName),
-            ],
-        );
-        join_email_parts(&mut spans, &chars);
-        let got: Vec<_> = spans.iter().map(|s| (s.0, s.1, s.2)).collect();
-        assert_eq!(
-            got,
-            vec![(5, 38, Label::Email), (48, 51, Label::PersonName)]
-        );
-
-        let text = "kevin seventy nine at icloud dot com, t_budig@fastmail.com";
-        let chars: Vec<char> = text.chars().collect();
-        let mut spans = spans_of(
-            text,
-            &[
-                ("kevin", Label::PersonName),
-                ("seventy nine at icloud dot com", Label::Email),
-                ("t", Label::PersonName),
-                ("_budig@fastmail.com", Label::Email),
-            ],
-        );
-        // "t" is found first at "at": place it where it is
-        spans[2].0 = 38;
-        spans[2].1 = 39;
-        join_email_parts(&mut spans, &chars);
-        let got: Vec<_> = spans.iter().map(|s| (s.0, s.1, s.2)).collect();
-        assert_eq!(got, vec![(0, 36, Label::Email), (38, 58, Label::Email)]);
-
-        // a name next to an address that has its own user part stays a name
-        let text = "ana j@x.com";
-        let chars: Vec<char> = text.chars().collect();
-        let mut spans = spans_of(
-            text,
-            &[("ana", Label::PersonName), ("j@x.com", Label::Email)],
-        );
-        join_email_parts(&mut spans, &chars);
-        assert_eq!(spans.len(), 2);
-    }
 }

@@ -4,14 +4,14 @@
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use diarist_core::rttm::secs_to_samples;
+use diarist_core::rttm::{secs_to_samples, speaker_label, to_rttm_turns};
 use diarist_core::transcript::{self, Segment};
 use diarist_engine::Config;
 use diarist_engine::offline::{Models, SAMPLE_RATE, diarize_file};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::diarize::{Format, label, to_rttm_turns};
+use crate::diarize::Format;
 use crate::redact::{load_tagger, read_text};
 
 /// Segments tagged per model run.
@@ -152,7 +152,7 @@ pub fn run(
             let value = json!({
                 "file_id": id,
                 "duration": secs(d.samples as u64),
-                "speakers": (0..d.speakers).map(label).collect::<Vec<_>>(),
+                "speakers": (0..d.speakers).map(speaker_label).collect::<Vec<_>>(),
                 "turns": turns.iter().map(|t| json!({"start": secs(t.start), "end": secs(t.end), "speaker": t.speaker})).collect::<Vec<_>>(),
                 "redacted": !keep_pii,
                 "transcript": rows.iter().zip(&labels_found).map(|((s, sp), found)| json!({

@@ -11,10 +11,11 @@ use std::time::Instant;
 use anyhow::Context;
 use diarist_audio::{AudioStream, Shortfall};
 use diarist_core::reconstruct::SpeakerTurn;
-use diarist_core::rttm;
+use diarist_core::rttm::{self, file_id, speaker_label};
 use diarist_engine::batch::diarize_files;
 use diarist_engine::offline::{Diarization, SAMPLE_RATE};
 use indicatif::{ProgressBar, ProgressStyle};
+use walkdir::WalkDir;
 
 use crate::settings::{self, CommonArgs, OfflineArgs};
 
@@ -111,29 +112,65 @@ impl Walk {
         }
     }
 
+    /// Walks `dir` (following links) for audio files, sorted by name within each directory.
     fn dir(&mut self, dir: &Path) -> std::io::Result<()> {
-        let canonical = std::fs::canonicalize(dir)?;
-        if !self.seen_dirs.insert(canonical.clone()) {
-            eprintln!(
-                "diarist: not walking {} again (it is {}, already walked)",
-                dir.display(),
-                canonical.display()
-            );
-            return Ok(());
-        }
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
-            .map(|e| e.map(|e| e.path()))
-            .collect::<Result<_, _>>()?;
-        entries.sort();
-        for path in entries {
-            match std::fs::metadata(&path) {
-                Ok(meta) if meta.is_dir() => self.dir(&path)?,
-                Ok(meta) if !meta.is_file() => {}
-                _ if is_audio(&path) => self.file(path),
-                _ => {}
+        let mut entries = WalkDir::new(dir)
+            .follow_links(true)
+            .sort_by_file_name()
+            .into_iter();
+        while let Some(entry) = entries.next() {
+            match entry {
+                Ok(e) if e.file_type().is_dir() => {
+                    if !self.enter(e.path())? {
+                        entries.skip_current_dir();
+                    }
+                }
+                // fifos, sockets and devices
+                Ok(e) if !e.file_type().is_file() => {}
+                Ok(e) if is_audio(e.path()) => self.file(e.into_path()),
+                Ok(_) => {}
+                // A link back to a directory being walked: walkdir reports it, this says so.
+                Err(e) if e.loop_ancestor().is_some() => {
+                    if let Some(path) = e.path() {
+                        self.enter(path)?;
+                    }
+                }
+                Err(e) => self.unreadable(e)?,
             }
         }
         Ok(())
+    }
+
+    /// Whether to walk the directory `dir`: not when it was walked already (through another
+    /// link or input), which is noted.
+    fn enter(&mut self, dir: &Path) -> std::io::Result<bool> {
+        let canonical = std::fs::canonicalize(dir)?;
+        if self.seen_dirs.insert(canonical.clone()) {
+            return Ok(true);
+        }
+        eprintln!(
+            "diarist: not walking {} again (it is {}, already walked)",
+            dir.display(),
+            canonical.display()
+        );
+        Ok(false)
+    }
+
+    /// An entry of a walked directory that could not be read: a directory that cannot be listed
+    /// fails the walk; anything else (a dangling link) is listed if it is named as audio, and
+    /// reported when it is opened.
+    fn unreadable(&mut self, e: walkdir::Error) -> std::io::Result<()> {
+        match e.path() {
+            Some(path) if !path.is_dir() => {
+                if is_audio(path) {
+                    self.file(path.to_path_buf());
+                }
+                Ok(())
+            }
+            _ => Err(e.into_io_error().unwrap_or_else(|| {
+                std::io::Error::other("a directory walk failed with no reason given")
+            })),
+        }
     }
 }
 
@@ -166,44 +203,21 @@ fn refuse_shared_ids(files: &[PathBuf]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The RTTM file id of an input: its name without the extension.
-pub fn file_id(path: &Path) -> String {
-    path.file_stem()
-        .map_or_else(|| "audio".into(), |s| s.to_string_lossy().into_owned())
-}
-
-/// Speaker label of global speaker `k`.
-pub fn label(k: usize) -> String {
-    format!("SPEAKER_{k:02}")
-}
-
-/// Turns with their speakers' labels, in samples.
-pub fn to_rttm_turns(turns: &[SpeakerTurn]) -> Vec<rttm::Turn> {
-    turns
-        .iter()
-        .map(|t| rttm::Turn {
-            start: t.start as u64,
-            end: t.end as u64,
-            speaker: label(t.speaker),
-        })
-        .collect()
-}
-
 /// Renders one recording's result in `format`.
 pub fn render(id: &str, d: &Diarization, format: Format) -> String {
     match format {
-        Format::Rttm => rttm::write(id, &to_rttm_turns(&d.turns)),
+        Format::Rttm => rttm::write(id, &rttm::to_rttm_turns(&d.turns)),
         Format::Json => {
             let secs = |s: usize| (s as f64 / SAMPLE_RATE as f64 * 1000.0).round() / 1000.0;
             let turns = |ts: &[SpeakerTurn]| {
                 ts.iter()
-                    .map(|t| serde_json::json!({"start": secs(t.start), "end": secs(t.end), "speaker": label(t.speaker)}))
+                    .map(|t| serde_json::json!({"start": secs(t.start), "end": secs(t.end), "speaker": speaker_label(t.speaker)}))
                     .collect::<Vec<_>>()
             };
             let value = serde_json::json!({
                 "file_id": id,
                 "duration": secs(d.samples),
-                "speakers": (0..d.speakers).map(label).collect::<Vec<_>>(),
+                "speakers": (0..d.speakers).map(speaker_label).collect::<Vec<_>>(),
                 "turns": turns(&d.turns),
                 "exclusive_turns": turns(&d.exclusive_turns),
             });
@@ -227,7 +241,7 @@ pub fn render(id: &str, d: &Diarization, format: Format) -> String {
                     "  {} - {}  {}\n",
                     clock(t.start),
                     clock(t.end),
-                    label(t.speaker)
+                    speaker_label(t.speaker)
                 ));
             }
             s

@@ -28,46 +28,38 @@ pub struct EvalArgs {
     pub json: bool,
 }
 
-/// The files a path names: itself, or the files with extension `ext` in it, sorted.
-fn files(path: &Path, ext: &str) -> anyhow::Result<Vec<PathBuf>> {
-    if !path.is_dir() {
-        return Ok(vec![path.to_path_buf()]);
-    }
-    let mut out: Vec<PathBuf> = std::fs::read_dir(path)
-        .with_context(|| format!("reading {}", path.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == ext))
-        .collect();
-    out.sort();
-    Ok(out)
+/// The texts of the files a path names (itself, or the files with extension `ext` in it, sorted),
+/// each with its path for errors.
+fn read_texts(path: &Path, ext: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let files = if path.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == ext))
+            .collect();
+        files.sort();
+        files
+    } else {
+        vec![path.to_path_buf()]
+    };
+    files
+        .iter()
+        .map(|f| {
+            let text =
+                std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+            Ok((f.display().to_string(), text))
+        })
+        .collect()
 }
 
 /// Reads every RTTM file a path names, merged by file id.
 pub fn read_rttm_tree(path: &Path) -> anyhow::Result<BTreeMap<String, Vec<Turn>>> {
-    let mut all: BTreeMap<String, Vec<Turn>> = BTreeMap::new();
-    for f in files(path, "rttm")? {
-        let text =
-            std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
-        for (id, turns) in rttm::parse(&text).with_context(|| format!("parsing {}", f.display()))? {
-            all.entry(id).or_default().extend(turns);
-        }
-    }
-    Ok(all)
+    Ok(rttm::parse_all(read_texts(path, "rttm")?)?)
 }
 
 /// Reads every UEM file a path names, merged by file id.
 pub fn read_uem_tree(path: &Path) -> anyhow::Result<BTreeMap<String, Vec<(u64, u64)>>> {
-    let mut all: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
-    for f in files(path, "uem")? {
-        let text =
-            std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
-        for (id, regions) in
-            rttm::parse_uem(&text).with_context(|| format!("parsing {}", f.display()))?
-        {
-            all.entry(id).or_default().extend(regions);
-        }
-    }
-    Ok(all)
+    Ok(rttm::parse_uem_all(read_texts(path, "uem")?)?)
 }
 
 /// Scores every reference file id; ids missing from the hypothesis are all missed.

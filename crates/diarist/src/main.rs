@@ -4,9 +4,6 @@
 
 mod attribute;
 mod bench;
-mod bench_pii;
-mod bench_server;
-mod bench_streams;
 mod diarize;
 mod enroll;
 mod eval;

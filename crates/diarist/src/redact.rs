@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use diarist_engine::Config;
 use diarist_models::Runtime;
-use diarist_pii::{Entity, Tagger, TaggerOptions, redact};
+use diarist_pii::{Entity, Tagger, redact};
 use serde_json::{Map, Value, json};
 
 use crate::settings::{self, CommonArgs, OfflineArgs};
@@ -69,14 +69,8 @@ impl PiiArgs {
 /// Loads the tagger the configuration names.
 pub fn load_tagger(config: &Config) -> anyhow::Result<Tagger> {
     let runtime = Runtime::load(&config.runtime.onnxruntime)?;
-    let session = config.runtime.session_options();
-    Tagger::load(
-        &runtime,
-        &config.pii.model,
-        &config.pii.variant,
-        TaggerOptions::from_config(&config.pii, session),
-    )
-    .with_context(|| format!("loading the PII tagger {}", config.pii.model.display()))
+    Tagger::from_config(&runtime, &config.pii, config.runtime.session_options())
+        .with_context(|| format!("loading the PII tagger {}", config.pii.model.display()))
 }
 
 /// Reads a file or standard input as UTF-8 text, saying where it is not.

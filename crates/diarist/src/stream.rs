@@ -6,13 +6,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use diarist_core::rttm;
+use diarist_core::rttm::file_id;
 use diarist_engine::source::{self, Pace};
 use diarist_engine::stats::Stats;
 use diarist_engine::stream::{TentativeTurn, TurnState};
-use diarist_engine::{Engine, Event, StreamOptions, Summary, Voiceprint};
+use diarist_engine::{Engine, Event, FinalTurns, StreamOptions, Summary, Voiceprint};
 
-use crate::diarize::{file_id, write_atomic};
+use crate::diarize::write_atomic;
 use crate::settings::{self, CommonArgs, StreamingArgs};
 
 /// Arguments of `diarist stream`.
@@ -191,40 +191,6 @@ impl LiveView {
             }
         }
         let _ = err.flush();
-    }
-}
-
-/// Final turns of a stream, from its turn-ended events.
-#[derive(Default)]
-pub struct FinalTurns {
-    /// Turns in order of their end.
-    pub turns: Vec<rttm::Turn>,
-}
-
-impl FinalTurns {
-    /// Takes note of one event.
-    pub fn observe(&mut self, e: &Event) {
-        if let Event::Turn {
-            status: TurnState::Ended,
-            speaker,
-            start,
-            end,
-            ..
-        } = e
-        {
-            self.turns.push(rttm::Turn {
-                start: *start,
-                end: *end,
-                speaker: speaker.clone(),
-            });
-        }
-    }
-
-    /// RTTM text for `file_id`.
-    pub fn rttm(&self, id: &str) -> String {
-        let mut turns = self.turns.clone();
-        turns.sort_by_key(|t| (t.start, t.end));
-        rttm::write(id, &turns)
     }
 }
 

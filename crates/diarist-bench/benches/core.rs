@@ -1,5 +1,5 @@
 //! Micro-benchmarks of the pure algorithms on synthetic data: clustering and reconstruction.
-//! Run with `cargo bench -p diarist-benches`.
+//! Run with `cargo bench -p diarist-bench`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use diarist_core::activity::LocalActivity;
