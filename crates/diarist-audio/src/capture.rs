@@ -61,8 +61,13 @@ pub struct Capture {
 
 impl Capture {
     /// Starts capturing from the device named `device` (the default input device when `None`)
-    /// into `writer`, which receives mono samples at [`CaptureInfo::rate`].
-    pub fn start(device: Option<&str>, writer: AudioWriter) -> Result<Self, CaptureError> {
+    /// into `writer`, which receives mono samples at [`CaptureInfo::rate`]; `failed` is called
+    /// (from the device's thread) when the device stops with an error.
+    pub fn start(
+        device: Option<&str>,
+        writer: AudioWriter,
+        failed: impl Fn(&str) + Send + 'static,
+    ) -> Result<Self, CaptureError> {
         let host = cpal::default_host();
         let dev = match device {
             Some(name) => host
@@ -94,9 +99,11 @@ impl Capture {
         let error = Arc::new(Mutex::new(None));
         let err_slot = error.clone();
         let on_error = move |e: cpal::StreamError| {
+            let reason = e.to_string();
             if let Ok(mut slot) = err_slot.lock() {
-                slot.get_or_insert(e.to_string());
+                slot.get_or_insert(reason.clone());
             }
+            failed(&reason);
         };
         let stream_config: cpal::StreamConfig = config.clone().into();
         let channels = config.channels() as usize;

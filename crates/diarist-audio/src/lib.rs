@@ -8,11 +8,12 @@
 //! [`DecodeStats`]); samples are clipped to [-1, 1], and non-finite ones become silence (counted
 //! too).
 //!
-//! A microphone is captured with cpal ([`Capture`]). Live sources (microphones, sockets, files
+//! A microphone is captured with cpal (`Capture`, with the `capture` feature). Live sources (microphones, sockets, files
 //! replayed as streams) hand 16 kHz samples to the
 //! diarizing thread through the lock-free [`audio_ring`], and a [`Windower`] cuts the analysis
 //! windows. Not for: anything about models or speakers.
 
+#[cfg(feature = "capture")]
 mod capture;
 mod claims;
 mod limits;
@@ -31,6 +32,7 @@ use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::FormatReader;
 use symphonia::core::io::{MediaSource, MediaSourceStream};
 
+#[cfg(feature = "capture")]
 pub use capture::{Capture, CaptureError, CaptureInfo, forward_resampled, input_devices};
 pub use claims::Shortfall;
 pub use limits::{MAX_CHANNELS, MAX_RATE, MIN_RATE};

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use diarist_engine::offline::SAMPLE_RATE;
-use diarist_engine::{Config, Engine};
+use diarist_core::SAMPLE_RATE;
+use diarist_engine::{Engine, EngineConfig};
 use diarist_server::client::{ClientError, ClientOptions, Finished, stream_samples};
 use diarist_server::protocol::{ServerMessage, StartOptions};
 use diarist_server::{Server, ServerConfig};
@@ -188,7 +188,7 @@ fn decode(files: &[PathBuf], duration: f64) -> Result<Vec<Arc<Vec<f32>>>, BenchE
 /// of one of `files`, asking for `hop` when given) against one in-process server on 127.0.0.1:
 /// the engine `config` names, and `server` bound to a free port with a fresh token.
 pub fn run(
-    config: &Config,
+    config: &EngineConfig,
     mut server: ServerConfig,
     files: &[PathBuf],
     levels: &[usize],

@@ -130,6 +130,14 @@ pub struct Reference {
 }
 
 impl Reference {
+    /// The reference turns and scored regions under `path` (RTTM and UEM files, one or a tree).
+    pub fn read(path: &std::path::Path) -> Result<Self, diarist_engine::inputs::InputsError> {
+        Ok(Self {
+            turns: diarist_engine::inputs::read_rttm_tree(path)?,
+            uems: diarist_engine::inputs::read_uem_tree(path)?,
+        })
+    }
+
     /// DER of the hypothesis `hyp` for file `id` (collar 0, overlap scored); a file the
     /// reference does not hold has no reference speech.
     pub fn score(&self, id: &str, hyp: &[rttm::Turn]) -> DerBreakdown {

@@ -6,11 +6,12 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use diarist_audio::AudioStream;
+use diarist_core::SAMPLE_RATE;
 use diarist_core::der::DerBreakdown;
 use diarist_core::rttm::{file_id, to_rttm_turns};
-use diarist_engine::Config;
+use diarist_engine::EngineConfig;
 use diarist_engine::batch::diarize_files;
-use diarist_engine::offline::{Diarization, Models, SAMPLE_RATE};
+use diarist_engine::offline::{Diarization, Models};
 use hdrhistogram::Histogram;
 
 use crate::measure::{histogram, percentiles};
@@ -67,7 +68,7 @@ fn time_models(
 /// Diarizes `files` with `workers` threads; returns wall seconds and the results by file id,
 /// sorted.
 pub(crate) fn run_offline(
-    config: &Config,
+    config: &EngineConfig,
     files: &[PathBuf],
     workers: usize,
 ) -> Result<(f64, Vec<(String, Diarization)>), BenchError> {
@@ -119,7 +120,7 @@ pub(crate) fn pooled_der(
 }
 
 /// Prints the models and settings benchmarked.
-fn print_config(config: &Config) {
+fn print_config(config: &EngineConfig) {
     println!("# diarist bench");
     println!(
         "config: segmentation {} ({}), embedding {} ({}), ONNX Runtime {}, window {} s, step {} s, intra_threads {}",
@@ -136,7 +137,7 @@ fn print_config(config: &Config) {
 
 /// Loads the models twice (the first load also loads the runtime) and prints both times;
 /// returns the first models.
-fn time_loads(config: &Config) -> Result<Models, BenchError> {
+fn time_loads(config: &EngineConfig) -> Result<Models, BenchError> {
     let t = Instant::now();
     let models = Models::load(config)?;
     let first_load = t.elapsed().as_secs_f64() * 1000.0;
@@ -180,7 +181,7 @@ fn print_window_latency(
 /// windows per length; all of them offline, with one worker and with `workers`) and, with a
 /// reference, prints DER per file and pooled.
 pub fn run(
-    config: &Config,
+    config: &EngineConfig,
     files: &[PathBuf],
     windows: usize,
     workers: usize,

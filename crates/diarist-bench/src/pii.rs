@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use diarist_engine::Config;
+use diarist_config::Settings;
 use diarist_models::Runtime;
 use diarist_pii::{Entity, Label, Scores, Tagger};
 use serde::Deserialize;
@@ -72,13 +72,16 @@ fn read_reference(path: &Path) -> Result<Vec<(String, Vec<Entity>)>, BenchError>
 }
 
 /// The tagger the configuration names.
-fn load_tagger(config: &Config) -> Result<Tagger, BenchError> {
-    let runtime = Runtime::load(&config.runtime.onnxruntime)?;
-    Tagger::from_config(&runtime, &config.pii, config.runtime.session_options()).map_err(|error| {
-        BenchError::Tagger {
-            path: config.pii.model.clone(),
-            error,
-        }
+fn load_tagger(config: &Settings) -> Result<Tagger, BenchError> {
+    let runtime = Runtime::load(&config.engine.runtime.onnxruntime)?;
+    Tagger::from_config(
+        &runtime,
+        &config.pii,
+        config.engine.runtime.session_options(),
+    )
+    .map_err(|error| BenchError::Tagger {
+        path: config.pii.model.clone(),
+        error,
     })
 }
 
@@ -134,7 +137,7 @@ fn print_latency(tagger: &mut Tagger, texts: &[&str], count: usize) -> Result<()
 
 /// Prints the throughput of taggers that take 1, 8 and 32 texts per model run over `texts`,
 /// batched by like length, as a batching caller would form them (padding is wasted work).
-fn print_throughput(config: &Config, tagger: &Tagger, texts: &[&str]) -> Result<(), BenchError> {
+fn print_throughput(config: &Settings, tagger: &Tagger, texts: &[&str]) -> Result<(), BenchError> {
     let mut by_length: Vec<(usize, &str)> = texts
         .iter()
         .map(|t| Ok((tagger.token_count(t)?, *t)))
@@ -211,7 +214,7 @@ fn print_scores(
 
 /// Runs the PII benchmark of the tagger `config` names on the reference file `path` (JSON
 /// lines of `{"text", "entities"}`), timing `count` utterances per length.
-pub fn run(config: &Config, path: &Path, count: usize) -> Result<(), BenchError> {
+pub fn run(config: &Settings, path: &Path, count: usize) -> Result<(), BenchError> {
     let reference = read_reference(path)?;
     if reference.is_empty() {
         return Err(BenchError::Input(format!(
@@ -234,7 +237,7 @@ pub fn run(config: &Config, path: &Path, count: usize) -> Result<(), BenchError>
         tagger.variant(),
         tagger.manifest().model.layers,
         size as f64 / 1e6,
-        config.runtime.intra_threads
+        config.engine.runtime.intra_threads
     );
     let texts: Vec<&str> = reference.iter().map(|(t, _)| t.as_str()).collect();
     print_latency(&mut tagger, &texts, count)?;

@@ -8,7 +8,7 @@ use std::time::Instant;
 use diarist_core::der::DerBreakdown;
 use diarist_core::rttm::{self, file_id};
 use diarist_engine::source::{self, Pace};
-use diarist_engine::{Config, Engine, Event, FinalTurns, StreamOptions};
+use diarist_engine::{Engine, EngineConfig, Event, FinalTurns, StreamOptions};
 
 use crate::measure::{cpu_secs, peak_rss_mb};
 use crate::models::{pooled_der, run_offline};
@@ -73,14 +73,14 @@ fn run_one(
 
 /// Runs `streams` real-time streams of at most `duration` seconds each, cycling over `files`.
 fn run_level(
-    config: &Config,
+    config: &EngineConfig,
     files: &[PathBuf],
     streams: usize,
     duration: f64,
 ) -> Result<Level, BenchError> {
     let engine = Engine::start(config)?;
     let totals = Totals::default();
-    let limit = (duration * 16_000.0) as u64;
+    let limit = (duration * f64::from(diarist_core::SAMPLE_RATE)) as u64;
     let cpu0 = cpu_secs();
     let t0 = Instant::now();
     let cycle = config.streaming.hop_secs * config.streaming.backbone_every.max(1) as f64;
@@ -110,7 +110,8 @@ fn run_level(
     let e2e = get("end to end").map_or((0.0, 0.0, 0.0, 0.0), |s| (s.p50, s.p95, s.p99, s.max));
     Ok(Level {
         streams,
-        audio_secs: totals.samples.load(Ordering::Relaxed) as f64 / 16_000.0,
+        audio_secs: totals.samples.load(Ordering::Relaxed) as f64
+            / f64::from(diarist_core::SAMPLE_RATE),
         lost: totals.lost.load(Ordering::Relaxed),
         overloads: totals.overloads.load(Ordering::Relaxed),
         window_p99_ms,
@@ -148,7 +149,7 @@ fn final_turns(
 /// Streams every file at once as fast as the engine goes, every stream in backbone phase
 /// `phase`, and scores the final turns.
 fn streaming_der(
-    config: &Config,
+    config: &EngineConfig,
     files: &[PathBuf],
     reference: &Reference,
     phase: usize,
@@ -180,7 +181,7 @@ fn streaming_der(
 }
 
 /// Prints the streaming settings.
-fn print_config(config: &Config) {
+fn print_config(config: &EngineConfig) {
     let s = &config.streaming;
     println!(
         "streaming: window {} s, hop {} s, latency {} s, max_batch {}, max_wait {} ms, workers {}",
@@ -200,7 +201,7 @@ fn print_config(config: &Config) {
 /// Prints the offline DER of `files` and their streaming DER in every backbone phase, against
 /// `reference`.
 fn compare_der(
-    config: &Config,
+    config: &EngineConfig,
     files: &[PathBuf],
     reference: &Reference,
     offline: &DerBreakdown,
@@ -224,7 +225,7 @@ fn compare_der(
 /// cycling over `files`) and, with a reference, the streaming-versus-offline DER comparison
 /// (offline with `workers` workers) first.
 pub fn run(
-    config: &Config,
+    config: &EngineConfig,
     files: &[PathBuf],
     levels: &[usize],
     duration: f64,

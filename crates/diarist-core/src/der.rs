@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::ops::AddAssign;
 
 use crate::assignment::max_weight_matching;
-use crate::rttm::Turn;
+use crate::rttm::{Turn, samples_to_secs, secs_to_samples};
 
 /// The components of DER, in samples.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -237,6 +237,114 @@ fn segment_activity(
     (active, cooc)
 }
 
+/// One reference recording's score in a comparison of RTTM sets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileScore {
+    /// The recording's RTTM file id.
+    pub file_id: String,
+    /// Its DER components.
+    pub breakdown: DerBreakdown,
+    /// Whether the hypothesis holds the recording at all (else all its speech is missed).
+    pub in_hypothesis: bool,
+}
+
+/// The DER of a set of recordings, per recording and pooled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// The total collar, seconds.
+    pub collar_secs: f64,
+    /// Every reference recording, by file id.
+    pub files: Vec<FileScore>,
+    /// The components of all recordings added up.
+    pub pooled: DerBreakdown,
+}
+
+/// Scores every reference file id (`uems` by file id limit the scored regions; `collar_secs` is
+/// the total collar); ids missing from the hypothesis are all missed.
+pub fn score_all(
+    refs: &BTreeMap<String, Vec<Turn>>,
+    hyps: &BTreeMap<String, Vec<Turn>>,
+    uems: Option<&BTreeMap<String, Vec<(u64, u64)>>>,
+    collar_secs: f64,
+) -> Report {
+    let collar = secs_to_samples(collar_secs);
+    let files: Vec<FileScore> = refs
+        .iter()
+        .map(|(id, reference)| {
+            let hyp = hyps.get(id);
+            let uem = uems.and_then(|u| u.get(id)).map(Vec::as_slice);
+            FileScore {
+                file_id: id.clone(),
+                breakdown: score(reference, hyp.map_or(&[][..], Vec::as_slice), uem, collar),
+                in_hypothesis: hyp.is_some(),
+            }
+        })
+        .collect();
+    let mut pooled = DerBreakdown::default();
+    for f in &files {
+        pooled += f.breakdown;
+    }
+    Report {
+        collar_secs,
+        files,
+        pooled,
+    }
+}
+
+impl Report {
+    /// A table: the collar, a header, one line per recording (noting those the hypothesis
+    /// lacks) and a `POOLED` line; rates in percent, reference speech in seconds.
+    pub fn table(&self) -> String {
+        let line = |id: &str, b: &DerBreakdown, note: &str| {
+            format!(
+                "{:<32} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>10.2}{note}\n",
+                id,
+                100.0 * b.der(),
+                100.0 * b.rate(b.miss),
+                100.0 * b.rate(b.false_alarm),
+                100.0 * b.rate(b.confusion),
+                samples_to_secs(b.total)
+            )
+        };
+        let mut out = format!(
+            "collar {:.3} s, overlap scored, optimal mapping\n{:<32} {:>8} {:>8} {:>8} {:>8} {:>10}\n",
+            self.collar_secs, "file", "DER%", "miss%", "FA%", "conf%", "speech s"
+        );
+        for f in &self.files {
+            let note = if f.in_hypothesis {
+                ""
+            } else {
+                "  (no hypothesis)"
+            };
+            out.push_str(&line(&f.file_id, &f.breakdown, note));
+        }
+        out.push_str(&line("POOLED", &self.pooled, ""));
+        out
+    }
+
+    /// As JSON: `collar_secs`, `files` and `pooled`, each with its rates in percent (two
+    /// decimals), reference speech in seconds and whether the hypothesis holds it.
+    pub fn to_json(&self) -> serde_json::Value {
+        let pct = |v: f64| (v * 10000.0).round() / 100.0;
+        let row = |id: &str, b: &DerBreakdown, found: bool| {
+            serde_json::json!({
+                "file_id": id, "der": pct(b.der()), "miss": pct(b.rate(b.miss)),
+                "false_alarm": pct(b.rate(b.false_alarm)), "confusion": pct(b.rate(b.confusion)),
+                "reference_speech_secs": samples_to_secs(b.total), "in_hypothesis": found,
+            })
+        };
+        serde_json::json!({
+            "collar_secs": self.collar_secs,
+            "files": self
+                .files
+                .iter()
+                .map(|f| row(&f.file_id, &f.breakdown, f.in_hypothesis))
+                .collect::<Vec<_>>(),
+            "pooled": row("POOLED", &self.pooled, true),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,5 +413,33 @@ mod tests {
         pooled += score(&[t(0, 10, "A")], &[], None, 0);
         pooled += score(&[t(0, 30, "A")], &[t(0, 30, "x")], None, 0);
         assert_eq!(pooled.der(), 0.25);
+    }
+
+    #[test]
+    fn a_set_of_recordings_is_scored_per_file_and_pooled() {
+        let by_id = |turns: &[(&str, Turn)]| {
+            let mut m: BTreeMap<String, Vec<Turn>> = BTreeMap::new();
+            for (id, turn) in turns {
+                m.entry(id.to_string()).or_default().push(turn.clone());
+            }
+            m
+        };
+        let refs = by_id(&[("a", t(0, 16_000, "A")), ("b", t(0, 32_000, "B"))]);
+        let hyps = by_id(&[("a", t(0, 16_000, "x"))]);
+        let report = score_all(&refs, &hyps, None, 0.0);
+        assert_eq!(report.files.len(), 2);
+        assert!(report.files[0].in_hypothesis && !report.files[1].in_hypothesis);
+        assert_eq!((report.pooled.total, report.pooled.miss), (48_000, 32_000));
+        let table = report.table();
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines[0], "collar 0.000 s, overlap scored, optimal mapping");
+        assert!(lines[1].starts_with("file ") && lines[1].ends_with("  speech s"));
+        assert!(lines[2].starts_with("a ") && lines[2].contains(" 0.00 "));
+        assert!(lines[3].starts_with("b ") && lines[3].ends_with("  (no hypothesis)"));
+        assert!(lines[4].starts_with("POOLED") && lines[4].contains(" 66.67 "));
+        let json = report.to_json();
+        assert_eq!(json["pooled"]["der"], 66.67);
+        assert_eq!(json["files"][1]["in_hypothesis"], false);
+        assert_eq!(json["files"][1]["reference_speech_secs"], 2.0);
     }
 }

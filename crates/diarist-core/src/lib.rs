@@ -13,3 +13,7 @@ pub mod online;
 pub mod reconstruct;
 pub mod rttm;
 pub mod transcript;
+
+/// Samples per second of every position and duration in memory: the one time base of diarist
+/// (audio is decoded and resampled to it; seconds appear only at the edges).
+pub const SAMPLE_RATE: u32 = 16_000;

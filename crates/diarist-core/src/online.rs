@@ -79,7 +79,8 @@ pub trait Pooler<E>: FnMut(&[f32], &[f32], usize) -> Result<Vec<Vec<f32>>, E> {}
 impl<E, F: FnMut(&[f32], &[f32], usize) -> Result<Vec<Vec<f32>>, E>> Pooler<E> for F {}
 
 /// What a turn event says about a turn.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum TurnStatus {
     /// The speaker started talking at `start`.
     Started,
@@ -102,9 +103,10 @@ pub struct TurnEvent {
     pub end: usize,
 }
 
-/// A provisional turn in the stretch that is not final yet.
+/// A provisional turn in the stretch that is not final yet, by global speaker index (the engine
+/// names it in its `tentative` event).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TentativeTurn {
+pub struct ProvisionalTurn {
     /// Global speaker.
     pub speaker: usize,
     /// First sample.
@@ -591,8 +593,8 @@ impl OnlineDiarizer {
     }
 
     /// The provisional turns of the stretch that is not final yet, up to `end_samples`.
-    pub fn tentative(&self, end_samples: usize) -> Vec<TentativeTurn> {
-        let mut out: Vec<TentativeTurn> = Vec::new();
+    pub fn tentative(&self, end_samples: usize) -> Vec<ProvisionalTurn> {
+        let mut out: Vec<ProvisionalTurn> = Vec::new();
         let mut open: Vec<(usize, usize)> = Vec::new();
         for (i, acc) in self.buffer.iter().enumerate() {
             let start = self.frame_start(self.frontier + i).min(end_samples);
@@ -600,7 +602,7 @@ impl OnlineDiarizer {
             open.retain(|&(s, begin)| {
                 let keep = active.contains(&s);
                 if !keep {
-                    out.push(TentativeTurn {
+                    out.push(ProvisionalTurn {
                         speaker: s,
                         start: begin,
                         end: start,
@@ -617,7 +619,7 @@ impl OnlineDiarizer {
         let end = self
             .frame_start(self.frontier + self.buffer.len())
             .min(end_samples);
-        out.extend(open.into_iter().map(|(s, begin)| TentativeTurn {
+        out.extend(open.into_iter().map(|(s, begin)| ProvisionalTurn {
             speaker: s,
             start: begin,
             end,

@@ -306,14 +306,13 @@ mod tests {
         assert_eq!(overlap.active, vec![1, 0]);
     }
 
-    #[test]
-    fn turns_fill_short_gaps_and_drop_short_turns() {
+    /// Speaker 0: frames 0-2 on, 3 off, 4-5 on; speaker 1: frame 7 on; 10-sample frames.
+    fn gap_fixture() -> (Activity, FrameGrid) {
         let grid = FrameGrid {
             step: 10,
             length: 30,
             offset: 0,
         };
-        // speaker 0: frames 0-2 on, 3 off, 4-5 on; speaker 1: frame 7 on.
         let rows: [[u8; 2]; 8] = [
             [1, 0],
             [1, 0],
@@ -329,28 +328,24 @@ mod tests {
             speakers: 2,
             active: rows.iter().flatten().copied().collect(),
         };
+        (act, grid)
+    }
+
+    /// A turn of `speaker` over samples `start..end`.
+    fn turn(start: usize, end: usize, speaker: usize) -> SpeakerTurn {
+        SpeakerTurn {
+            start,
+            end,
+            speaker,
+        }
+    }
+
+    #[test]
+    fn turns_fill_short_gaps_and_drop_short_turns() {
+        let (act, grid) = gap_fixture();
         let total = 100;
         let t = turns(&act, grid, total, TurnRules::default());
-        assert_eq!(
-            t,
-            vec![
-                SpeakerTurn {
-                    start: 0,
-                    end: 40,
-                    speaker: 0
-                },
-                SpeakerTurn {
-                    start: 50,
-                    end: 70,
-                    speaker: 0
-                },
-                SpeakerTurn {
-                    start: 80,
-                    end: 100,
-                    speaker: 1
-                },
-            ]
-        );
+        assert_eq!(t, vec![turn(0, 40, 0), turn(50, 70, 0), turn(80, 100, 1),]);
         let filled = turns(
             &act,
             grid,
@@ -360,14 +355,7 @@ mod tests {
                 ..Default::default()
             },
         );
-        assert_eq!(
-            filled[0],
-            SpeakerTurn {
-                start: 0,
-                end: 70,
-                speaker: 0
-            }
-        );
+        assert_eq!(filled[0], turn(0, 70, 0));
         let long_only = turns(
             &act,
             grid,
@@ -377,14 +365,7 @@ mod tests {
                 ..Default::default()
             },
         );
-        assert_eq!(
-            long_only,
-            vec![SpeakerTurn {
-                start: 0,
-                end: 40,
-                speaker: 0
-            }]
-        );
+        assert_eq!(long_only, vec![turn(0, 40, 0)]);
         // Padding widens turns within the recording and merges those that then touch.
         let padded = turns(
             &act,
@@ -396,21 +377,7 @@ mod tests {
                 ..Default::default()
             },
         );
-        assert_eq!(
-            padded,
-            vec![
-                SpeakerTurn {
-                    start: 0,
-                    end: 76,
-                    speaker: 0
-                },
-                SpeakerTurn {
-                    start: 75,
-                    end: 100,
-                    speaker: 1
-                },
-            ]
-        );
+        assert_eq!(padded, vec![turn(0, 76, 0), turn(75, 100, 1),]);
     }
 
     #[test]

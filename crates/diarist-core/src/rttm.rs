@@ -9,8 +9,7 @@ use std::path::Path;
 
 use crate::reconstruct::SpeakerTurn;
 
-/// Samples per second of every time in memory.
-pub const SAMPLE_RATE: u32 = 16_000;
+use crate::SAMPLE_RATE;
 
 /// Seconds to samples, rounded to the nearest sample.
 pub fn secs_to_samples(secs: f64) -> u64 {

@@ -1,7 +1,10 @@
-//! Transcripts from a speech recogniser: reading STM and SRT/WebVTT, giving each segment the
-//! diarized speaker who talks most during it, and writing SRT and WebVTT with speakers.
+//! Transcripts from a speech recogniser: reading STM, SRT/WebVTT and JSON, giving each segment
+//! the diarized speaker who talks most during it, and writing SRT, WebVTT and a readable timeline
+//! with speakers.
 
-use crate::rttm::{ParseError, Turn};
+use serde::Deserialize;
+
+use crate::rttm::{ParseError, Turn, secs_to_samples};
 
 /// One transcript segment. Times in seconds.
 #[derive(Debug, Clone, PartialEq)]
@@ -12,6 +15,23 @@ pub struct Segment {
     pub end: f64,
     /// What was said.
     pub text: String,
+}
+
+/// A transcript that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum TranscriptError {
+    /// A line of an STM, SRT or WebVTT transcript.
+    #[error(transparent)]
+    Line(#[from] ParseError),
+    /// A JSON transcript of another shape.
+    #[error("expected [{{\"start\", \"end\", \"text\"}}] or {{\"segments\": [...]}}")]
+    Json(#[source] serde_json::Error),
+    /// A JSON segment (1-based) whose times are out of order, negative or not finite.
+    #[error("segment {0}: times must satisfy 0 <= start <= end")]
+    Times(usize),
+    /// A file extension that names no transcript format.
+    #[error("unknown transcript format (use .stm, .srt, .vtt or .json)")]
+    Format,
 }
 
 fn error(line: usize, reason: &str, text: &str) -> ParseError {
@@ -58,6 +78,51 @@ pub fn parse_stm(text: &str) -> Result<Vec<Segment>, ParseError> {
         });
     }
     Ok(out)
+}
+
+/// Reads a transcript in the format its file extension names (any case): `stm`, `srt` or `vtt`,
+/// or `json` (see [`parse_json`]).
+pub fn parse(text: &str, extension: &str) -> Result<Vec<Segment>, TranscriptError> {
+    match extension.to_ascii_lowercase().as_str() {
+        "stm" => Ok(parse_stm(text)?),
+        "srt" | "vtt" => Ok(parse_subtitles(text)?),
+        "json" => parse_json(text),
+        _ => Err(TranscriptError::Format),
+    }
+}
+
+#[derive(Deserialize)]
+struct JsonSegment {
+    start: f64,
+    end: f64,
+    text: String,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum JsonTranscript {
+    List(Vec<JsonSegment>),
+    Object { segments: Vec<JsonSegment> },
+}
+
+/// Reads a JSON transcript: `[{"start", "end", "text"}]` or `{"segments": [...]}`, times in
+/// seconds.
+pub fn parse_json(text: &str) -> Result<Vec<Segment>, TranscriptError> {
+    let (JsonTranscript::List(list) | JsonTranscript::Object { segments: list }) =
+        serde_json::from_str(text).map_err(TranscriptError::Json)?;
+    list.into_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            if !(s.start.is_finite() && s.end.is_finite() && 0.0 <= s.start && s.start <= s.end) {
+                return Err(TranscriptError::Times(i + 1));
+            }
+            Ok(Segment {
+                start: s.start,
+                end: s.end,
+                text: s.text,
+            })
+        })
+        .collect()
 }
 
 /// `HH:MM:SS,mmm` (SRT) or `[HH:]MM:SS.mmm` (WebVTT) in seconds.
@@ -160,6 +225,24 @@ where
         .map(|(_, s)| s)
 }
 
+/// Each segment with the speaker who talks most during it ([`speaker_of`]; a segment shorter than
+/// a sample counts as one sample long).
+pub fn attribute(
+    turns: &[Turn],
+    segments: Vec<Segment>,
+    reach: u64,
+) -> Vec<(Segment, Option<String>)> {
+    segments
+        .into_iter()
+        .map(|s| {
+            let start = secs_to_samples(s.start);
+            let end = secs_to_samples(s.end).max(start + 1);
+            let speaker = speaker_of(turns, start, end, reach).map(str::to_string);
+            (s, speaker)
+        })
+        .collect()
+}
+
 fn stamp(secs: f64, sep: char) -> String {
     let ms = (secs.max(0.0) * 1000.0).round() as u64;
     format!(
@@ -207,6 +290,23 @@ pub fn write_vtt(segments: &[(Segment, Option<String>)]) -> String {
         out.push_str("\n\n");
     }
     out
+}
+
+/// A readable timeline of `(segment, speaker)` pairs: `[start - end] speaker: text` per line,
+/// `?` for a segment without a speaker.
+pub fn write_text(segments: &[(Segment, Option<String>)]) -> String {
+    segments
+        .iter()
+        .map(|(s, speaker)| {
+            format!(
+                "[{:8.2} - {:8.2}] {}: {}\n",
+                s.start,
+                s.end,
+                speaker.as_deref().unwrap_or("?"),
+                s.text
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -282,5 +382,53 @@ mod tests {
         assert_eq!(speaker_of(&tied, 0, 100, 0), Some("A"));
         let tied = [turn("A", 0, 50), turn("B", 50, 100)];
         assert_eq!(speaker_of(&tied, 0, 100, 0), Some("A"));
+    }
+
+    #[test]
+    fn reads_json_transcripts_by_extension() {
+        let list = r#"[{"start": 1.5, "end": 2, "text": "hi"}]"#;
+        let object = r#"{"segments": [{"start": 1.5, "end": 2.0, "text": "hi"}]}"#;
+        let hi = vec![Segment {
+            start: 1.5,
+            end: 2.0,
+            text: "hi".into(),
+        }];
+        assert_eq!(parse(list, "json").unwrap(), hi);
+        assert_eq!(parse(object, "JSON").unwrap(), hi);
+        let backwards =
+            r#"[{"start": 0, "end": 1, "text": ""}, {"start": 3, "end": 2, "text": ""}]"#;
+        assert_eq!(
+            parse(backwards, "json").unwrap_err().to_string(),
+            "segment 2: times must satisfy 0 <= start <= end"
+        );
+        let e = parse(r#"{"nope": 1}"#, "json").unwrap_err();
+        assert!(matches!(e, TranscriptError::Json(_)), "{e}");
+        assert!(matches!(parse("", "doc"), Err(TranscriptError::Format)));
+        assert_eq!(
+            parse("a 1 b 2.0 1.0 x", "stm").unwrap_err().to_string(),
+            "line 1: times must satisfy 0 <= start <= end: `a 1 b 2.0 1.0 x`"
+        );
+    }
+
+    #[test]
+    fn segments_are_attributed_and_written_as_a_timeline() {
+        let turns = [turn("A", 0, 16_000), turn("B", 16_000, 48_000)];
+        let segment = |start: f64, end: f64| Segment {
+            start,
+            end,
+            text: "x".into(),
+        };
+        // a zero-length segment still has a speaker; one far from any turn has none
+        let rows = attribute(
+            &turns,
+            vec![segment(0.5, 2.0), segment(0.5, 0.5), segment(9.0, 9.5)],
+            16_000,
+        );
+        let speakers: Vec<Option<&str>> = rows.iter().map(|(_, s)| s.as_deref()).collect();
+        assert_eq!(speakers, [Some("B"), Some("A"), None]);
+        assert_eq!(
+            write_text(&rows[1..]),
+            "[    0.50 -     0.50] A: x\n[    9.00 -     9.50] ?: x\n"
+        );
     }
 }

@@ -1,16 +1,223 @@
-//! Diarizing many files in parallel: a fixed number of workers, each with its own models, taking
-//! files from a shared queue.
+//! Diarizing many files in parallel: every input checked before any model loads, a fixed number
+//! of workers, each with its own models, taking files from a shared queue, and an account of
+//! the run.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use diarist_audio::{AudioError, AudioStream, Shortfall};
+use diarist_core::SAMPLE_RATE;
+
+use diarist_core::rttm::file_id;
 
 use crate::offline::{self, Diarization, Models};
-use crate::{Config, EngineError};
+use crate::output::{Destination, OutputFormat, render};
+use crate::{EngineConfig, EngineError};
+
+/// Worker threads for a batch of `jobs` items: the configuration's `offline.workers` (0: one per
+/// core), at least one and no more than there are jobs.
+pub fn workers(config: &EngineConfig, jobs: usize) -> usize {
+    let wanted = match config.offline.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    wanted.clamp(1, jobs.max(1))
+}
+
+/// A batch's inputs, each opened (its headers read) before any model loads.
+#[derive(Debug, Default)]
+pub struct Checked {
+    /// Inputs skipped because their output exists.
+    pub skipped: usize,
+    /// The files to diarize.
+    pub ready: Vec<PathBuf>,
+    /// Those among them whose header claims more audio than the file holds (what they hold is
+    /// diarized).
+    pub short: Vec<(PathBuf, Shortfall)>,
+    /// The files the decoder refuses (not audio, an absurd sample rate or channel count).
+    pub refused: Vec<(PathBuf, AudioError)>,
+}
+
+impl Checked {
+    /// Inputs to take: those to diarize and those refused.
+    pub fn len(&self) -> usize {
+        self.ready.len() + self.refused.len()
+    }
+
+    /// Whether there is no input to take.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Opens every file of `files` but those whose output `exists` (they are skipped), reading only
+/// its headers.
+pub fn check_inputs(files: &[PathBuf], exists: impl Fn(&Path) -> bool) -> Checked {
+    let mut checked = Checked::default();
+    for f in files {
+        if exists(f) {
+            checked.skipped += 1;
+            continue;
+        }
+        match AudioStream::open(f) {
+            Ok(stream) => {
+                if let Some(shortfall) = stream.info().shortfall {
+                    checked.short.push((f.clone(), shortfall));
+                }
+                checked.ready.push(f.clone());
+            }
+            Err(e) => checked.refused.push((f.clone(), e)),
+        }
+    }
+    checked
+}
+
+/// What a batch run came to.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Inputs taken (diarized or failed).
+    pub files: usize,
+    /// Inputs skipped because their output existed.
+    pub skipped: usize,
+    /// Samples of audio diarized.
+    pub audio_samples: usize,
+    /// Wall time from the first model load to the last result.
+    pub wall: Duration,
+    /// Worker threads.
+    pub workers: usize,
+    /// The files that failed, and why, refused ones first, then in the order they failed.
+    pub failures: Vec<(PathBuf, String)>,
+    /// The files diarized as far as they go, their headers claiming more.
+    pub short: Vec<(PathBuf, Shortfall)>,
+}
+
+impl Report {
+    /// The run in lines: files, audio, speed, workers and failures, then each failure with its
+    /// reason and each file that was cut short (and did not fail).
+    pub fn lines(&self) -> Vec<String> {
+        let wall = self.wall.as_secs_f64();
+        let audio_secs = self.audio_samples as f64 / SAMPLE_RATE as f64;
+        let mut lines = vec![format!(
+            "{} files ({} skipped as existing), {:.3} h of audio in {:.2} s wall, {:.1}x real time, {} workers, {} failed",
+            self.files,
+            self.skipped,
+            audio_secs / 3600.0,
+            wall,
+            if wall > 0.0 { audio_secs / wall } else { 0.0 },
+            self.workers,
+            self.failures.len()
+        )];
+        for (f, why) in &self.failures {
+            lines.push(format!("failed: {}: {why}", f.display()));
+        }
+        for (f, shortfall) in &self.short {
+            if !self.failures.iter().any(|(g, _)| g == f) {
+                lines.push(format!(
+                    "cut short: {}: {shortfall}; what it holds was diarized",
+                    f.display()
+                ));
+            }
+        }
+        lines
+    }
+}
+
+/// Diarizes the `checked` files on [`workers`] threads and hands each outcome to `done` as soon
+/// as it is ready (from the worker's thread, in completion order); a file fails with the reason
+/// `done` returns. Loads no models when no file is ready.
+pub fn run<F>(config: &EngineConfig, checked: Checked, done: F) -> Report
+where
+    F: Fn(&Path, Result<Diarization, EngineError>) -> Result<(), String> + Sync,
+{
+    let Checked {
+        skipped,
+        ready,
+        short,
+        refused,
+    } = checked;
+    let workers = workers(config, ready.len());
+    let started = Instant::now();
+    let files = ready.len() + refused.len();
+    let failures = Mutex::new(
+        refused
+            .into_iter()
+            .map(|(f, e)| (f, e.to_string()))
+            .collect::<Vec<_>>(),
+    );
+    let audio_samples = AtomicUsize::new(0);
+    if !ready.is_empty() {
+        diarize_files(config, &ready, workers, |f, result| {
+            if let Ok(d) = &result {
+                audio_samples.fetch_add(d.samples, Ordering::Relaxed);
+            }
+            if let Err(why) = done(f, result) {
+                let mut failures = failures.lock().unwrap_or_else(|p| p.into_inner());
+                failures.push((f.to_path_buf(), why));
+            }
+        });
+    }
+    Report {
+        files,
+        skipped,
+        audio_samples: audio_samples.into_inner(),
+        wall: started.elapsed(),
+        workers,
+        failures: failures.into_inner().unwrap_or_else(|p| p.into_inner()),
+        short,
+    }
+}
+
+/// What became of one input of [`write_all`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome<'a> {
+    /// Its output existed, so it was not taken.
+    Skipped,
+    /// Diarized and written.
+    Written,
+    /// Refused, failed or not written, and why.
+    Failed(&'a str),
+}
+
+/// Diarizes `files` (those whose output exists skipped when `skip_existing`) and writes each
+/// diarization to `dest` in `format`; `progress` hears what became of every input, skipped and
+/// refused ones first.
+pub fn write_all(
+    config: &EngineConfig,
+    files: &[PathBuf],
+    dest: &Destination,
+    format: OutputFormat,
+    skip_existing: bool,
+    progress: impl Fn(&Path, Outcome) + Sync,
+) -> Report {
+    let exists = |f: &Path| skip_existing && dest.exists(f);
+    files
+        .iter()
+        .filter(|f| exists(f))
+        .for_each(|f| progress(f, Outcome::Skipped));
+    let checked = check_inputs(files, exists);
+    for (f, e) in &checked.refused {
+        progress(f, Outcome::Failed(&e.to_string()));
+    }
+    run(config, checked, |f, result| {
+        let result = result
+            .map_err(|e| e.to_string())
+            .and_then(|d| dest.write(f, &render(&file_id(f), &d, format)));
+        progress(
+            f,
+            result
+                .as_ref()
+                .map_or_else(|why| Outcome::Failed(why), |_| Outcome::Written),
+        );
+        result
+    })
+}
 
 /// Diarizes `files` on `workers` threads and hands each outcome to `done` as soon as it is ready
 /// (from the worker's thread, in completion order). A worker whose models fail to load reports
 /// that error for every file it takes.
-pub fn diarize_files<F>(config: &Config, files: &[PathBuf], workers: usize, done: F)
+pub fn diarize_files<F>(config: &EngineConfig, files: &[PathBuf], workers: usize, done: F)
 where
     F: Fn(&Path, Result<Diarization, EngineError>) + Sync,
 {
@@ -33,4 +240,56 @@ where
             });
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shipped configuration's engine sections (this crate's own type, which the
+    /// dev-dependency on diarist-config does not give).
+    fn config(workers: usize) -> EngineConfig {
+        let mut table: toml::Table = toml::from_str(diarist_config::DEFAULTS).unwrap();
+        table.remove("pii");
+        let mut config: EngineConfig = table.try_into().unwrap();
+        config.offline.workers = workers;
+        config
+    }
+
+    #[test]
+    fn workers_are_bounded_by_the_jobs() {
+        assert_eq!(workers(&config(4), 2), 2);
+        assert_eq!(workers(&config(4), 0), 1);
+        assert_eq!(workers(&config(3), 10), 3);
+        assert!(workers(&config(0), 1000) >= 1);
+    }
+
+    #[test]
+    fn files_the_decoder_refuses_fail_before_any_model_loads() {
+        let dir = std::env::temp_dir().join(format!("diarist-batch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bad = dir.join("bad.wav");
+        std::fs::write(&bad, b"not audio").unwrap();
+        let done = dir.join("done.wav");
+        let checked = check_inputs(&[bad.clone(), done.clone(), dir.join("missing.wav")], |f| {
+            f == done
+        });
+        assert!(checked.ready.is_empty() && checked.short.is_empty());
+        assert_eq!(
+            (checked.refused.len(), checked.skipped, checked.len()),
+            (2, 1, 2)
+        );
+        // nothing is ready, so the (unloadable) models are never asked for
+        let report = run(&config(2), checked, |_, _| unreachable!());
+        assert_eq!((report.files, report.skipped, report.workers), (2, 1, 1));
+        let lines = report.lines();
+        assert!(
+            lines[0].starts_with("2 files (1 skipped as existing), 0.000 h of audio in "),
+            "{lines:?}"
+        );
+        assert!(lines[0].ends_with(", 1 workers, 2 failed"), "{lines:?}");
+        assert!(lines[1].starts_with(&format!("failed: {}: ", bad.display())));
+        assert_eq!(lines.len(), 3);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -13,14 +13,13 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::Instant;
 
 use diarist_audio::{Arrival, AudioReader, Read, WindowCut, Windower};
+use diarist_core::SAMPLE_RATE;
 use diarist_core::activity::{self, LocalActivity};
-use diarist_core::online::{OnlineDiarizer, TurnStatus, WindowObservation};
+use diarist_core::online::{OnlineDiarizer, WindowObservation};
 
 use crate::pool::{PoolClient, ReplyTo, WindowOutput, WindowReply};
 use crate::stats::{Stage, Stats};
-use crate::stream::{
-    Event, PhaseLease, SAMPLE_RATE, StreamOptions, StreamPlan, Summary, TentativeTurn, TurnState,
-};
+use crate::stream::{Event, PhaseLease, StreamOptions, StreamPlan, Summary, TentativeTurn};
 use crate::{EngineError, Voiceprint};
 
 /// What a stream's thread owns besides its state.
@@ -470,7 +469,7 @@ impl Driver {
         reader.arrivals(|a| arrivals.push_back(a));
         self.record_latency(&mut st.arrivals, before, total);
         let summary = Summary {
-            sample_rate: SAMPLE_RATE,
+            sample_rate: u64::from(SAMPLE_RATE),
             samples_in: total,
             samples_received: st.received,
             samples_lost: st.lost,
@@ -528,11 +527,7 @@ impl Driver {
 
 fn turn_event(t: &diarist_core::online::TurnEvent, names: &[String]) -> Event {
     Event::Turn {
-        status: match t.status {
-            TurnStatus::Started => TurnState::Started,
-            TurnStatus::Updated => TurnState::Updated,
-            TurnStatus::Ended => TurnState::Ended,
-        },
+        status: t.status,
         speaker: names.get(t.speaker).cloned().unwrap_or_default(),
         start: t.start as u64,
         end: t.end as u64,

@@ -10,8 +10,10 @@ use std::path::Path;
 
 use diarist_core::reconstruct::SpeakerTurn;
 
-use crate::offline::{Models, SAMPLE_RATE, diarize};
-use crate::{Config, EngineError};
+use diarist_core::SAMPLE_RATE;
+
+use crate::offline::{Models, diarize};
+use crate::{EngineConfig, EngineError};
 
 /// A voiceprint and what it was computed from.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,10 +30,33 @@ pub struct Enrollment {
     pub share: f64,
 }
 
+impl Enrollment {
+    /// One line saying what went into the voiceprint enrolled as `name`.
+    pub fn describe(&self, name: &str) -> String {
+        format!(
+            "enrolled {name:?} from {:.1} s of clean speech in {} windows ({} speaker(s) heard, {:.0} % of the speech theirs)",
+            self.speech_samples as f64 / f64::from(diarist_core::SAMPLE_RATE),
+            self.windows,
+            self.speakers,
+            100.0 * self.share
+        )
+    }
+
+    /// A warning when the sample held several voices and the enrolled one had little of it.
+    pub fn warning(&self) -> Option<String> {
+        (self.speakers > 1 && self.share < 0.6).then(|| {
+            format!(
+                "the sample holds several voices and the enrolled one has only {:.0} % of the speech",
+                100.0 * self.share
+            )
+        })
+    }
+}
+
 /// Computes the voiceprint of the main speaker of the audio file at `path`.
 pub fn enroll_file(
     models: &mut Models,
-    config: &Config,
+    config: &EngineConfig,
     path: &Path,
 ) -> Result<Enrollment, EngineError> {
     enroll(models, config, &diarist_audio::decode_all(path)?)
@@ -40,12 +65,12 @@ pub fn enroll_file(
 /// Computes the voiceprint of the main speaker of `audio` (16 kHz mono).
 pub fn enroll(
     models: &mut Models,
-    config: &Config,
+    config: &EngineConfig,
     audio: &[f32],
 ) -> Result<Enrollment, EngineError> {
     let mut rest = audio;
     let d = diarize(models, &config.offline, |buf: &mut Vec<f32>| {
-        let n = rest.len().min(SAMPLE_RATE * 10);
+        let n = rest.len().min(SAMPLE_RATE as usize * 10);
         buf.extend_from_slice(&rest[..n]);
         rest = &rest[n..];
         Ok::<_, EngineError>(n)

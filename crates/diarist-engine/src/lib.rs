@@ -2,19 +2,28 @@
 //! turns out. Knows nothing of the wire format or the command line.
 
 pub mod batch;
+#[cfg(feature = "capture")]
+pub mod capture;
 pub mod config;
 mod driver;
 pub mod enroll;
+pub mod inputs;
 pub mod offline;
+pub mod output;
 pub mod pool;
 pub mod source;
 pub mod stats;
 pub mod stream;
 pub mod turns;
+pub mod view;
+pub mod voiceprint;
 
-pub use config::{Config, StreamingConfig};
+pub use config::{EngineConfig, StreamingConfig};
 pub use stream::{Engine, Event, Stream, StreamOptions, Summary, Voiceprint};
 pub use turns::FinalTurns;
+
+// The audio crate decodes to the core's time base.
+const _: () = assert!(diarist_audio::TARGET_RATE == diarist_core::SAMPLE_RATE);
 
 /// The frame grid of a model's output or feature frames, as the core algorithms take it.
 fn frame_grid(g: diarist_models::FrameGeometry) -> diarist_core::reconstruct::FrameGrid {

@@ -8,6 +8,7 @@
 //! speaker), each window's centre is re-checked with a short-context embedding, and
 //! recording-level activity is rebuilt with the per-frame speaker count.
 
+use diarist_core::SAMPLE_RATE;
 use diarist_core::activity::{self, LocalActivity, ScoreKind};
 use diarist_core::assignment::max_weight_matching;
 use diarist_core::cluster::{self, ClusterCount, EmbeddingMatrix};
@@ -22,10 +23,7 @@ use diarist_models::{
 };
 
 use crate::config::OfflineConfig;
-use crate::{Config, EngineError, frame_grid};
-
-/// Sample rate of everything the engine handles.
-pub const SAMPLE_RATE: usize = 16_000;
+use crate::{EngineConfig, EngineError, frame_grid};
 
 /// The two models one worker runs.
 pub struct Models {
@@ -37,7 +35,7 @@ pub struct Models {
 
 impl Models {
     /// Loads the models a configuration names, on the ONNX Runtime it names.
-    pub fn load(config: &Config) -> Result<Self, EngineError> {
+    pub fn load(config: &EngineConfig) -> Result<Self, EngineError> {
         let runtime = Runtime::load(&config.runtime.onnxruntime)?;
         let opts = config.runtime.session_options();
         let variant = |v: &str| {
@@ -232,7 +230,8 @@ where
     };
     let mut next_block = 0usize;
     // `buf` holds samples from `buf_start` on; windows start at multiples of `plan.step`.
-    let mut buf: Vec<f32> = Vec::with_capacity(plan.window + plan.step + block + SAMPLE_RATE);
+    let mut buf: Vec<f32> =
+        Vec::with_capacity(plan.window + plan.step + block + SAMPLE_RATE as usize);
     let mut buf_start = 0usize;
     let mut next_start = 0usize;
     let mut last_start: Option<usize> = None;

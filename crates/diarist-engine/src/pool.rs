@@ -20,7 +20,7 @@ use diarist_models::FrameGeometry;
 
 use crate::offline::{Models, score_kind};
 use crate::stats::{Stage, Stats};
-use crate::{Config, EngineError};
+use crate::{EngineConfig, EngineError};
 
 /// Segmentation scores and backbone features of one window.
 #[derive(Debug)]
@@ -120,7 +120,11 @@ pub struct InferencePool {
 impl InferencePool {
     /// Loads the models once per worker and starts the batcher. `window` is the length, in
     /// samples, of every window the streams will send (not counting the context before it).
-    pub fn start(config: &Config, workers: usize, window: usize) -> Result<Self, EngineError> {
+    pub fn start(
+        config: &EngineConfig,
+        workers: usize,
+        window: usize,
+    ) -> Result<Self, EngineError> {
         let stats = Arc::new(Stats::default());
         let (tx, rx) = mpsc::channel::<Msg>();
         let mut handles = Vec::new();
@@ -187,7 +191,7 @@ impl Drop for InferencePool {
     }
 }
 
-fn model_info(models: &mut Models, config: &Config) -> Result<ModelInfo, EngineError> {
+fn model_info(models: &mut Models, config: &EngineConfig) -> Result<ModelInfo, EngineError> {
     let spec = models.segmentation.spec();
     let features = models
         .embedding

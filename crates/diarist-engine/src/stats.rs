@@ -57,6 +57,19 @@ pub struct StageSummary {
     pub max: f64,
 }
 
+/// One stage's values counted at fixed upper bounds: the shape of a Prometheus-style histogram,
+/// read from the stage's hdrhistogram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Buckets {
+    /// Values recorded.
+    pub count: u64,
+    /// Their sum, each value taken as the middle of its hdrhistogram bucket (within 0.1 %).
+    pub sum: u64,
+    /// Values per bucket: `counts[i]` those above `bounds[i - 1]` and at most `bounds[i]`; the
+    /// last entry, one past the bounds, those above every bound.
+    pub counts: Vec<u64>,
+}
+
 /// Histograms of all stages, shared by the workers and the streams: one lock per stage, so the
 /// workers recording model times, the streams recording clustering and latency and the batcher
 /// recording its queue never wait for each other.
@@ -106,6 +119,26 @@ impl Stats {
         }
     }
 
+    /// Counts of `stage`'s values (µs for times) in the buckets that `bounds` (ascending) close.
+    /// The histogram keeps 3 significant digits, so a value within 0.1 % above a bound may count
+    /// at or below it.
+    pub fn buckets(&self, stage: Stage, bounds: &[u64]) -> Buckets {
+        let h = self.histogram(stage);
+        let mut counts = vec![0; bounds.len() + 1];
+        let mut sum = 0u64;
+        for v in h.iter_recorded() {
+            let (value, n) = (v.value_iterated_to(), v.count_at_value());
+            sum = sum.saturating_add(h.median_equivalent(value).saturating_mul(n));
+            let lowest = h.lowest_equivalent(value);
+            counts[bounds.partition_point(|&b| b < lowest)] += n;
+        }
+        Buckets {
+            count: h.len(),
+            sum,
+            counts,
+        }
+    }
+
     /// Percentiles of every stage that recorded something.
     pub fn summary(&self) -> Vec<StageSummary> {
         STAGES
@@ -125,5 +158,56 @@ impl Stats {
                 })
             })
             .collect()
+    }
+
+    /// [`Stats::summary`] as a table: a header, then a line per stage with its count, p50, p95,
+    /// p99, max and unit.
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "{:<14} {:>8} {:>9} {:>9} {:>9} {:>9}  unit\n",
+            "stage", "count", "p50", "p95", "p99", "max"
+        );
+        for s in self.summary() {
+            out.push_str(&format!(
+                "{:<14} {:>8} {:>9.2} {:>9.2} {:>9.2} {:>9.2}  {}\n",
+                s.stage, s.count, s.p50, s.p95, s.p99, s.max, s.unit
+            ));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_count_each_value_once_at_its_upper_bound() {
+        let stats = Stats::default();
+        for us in [500, 1_000, 1_001, 2_000, 5_000_000] {
+            stats.record(Stage::Segmentation, us);
+        }
+        let b = stats.buckets(Stage::Segmentation, &[1_000, 2_500, 1_000_000]);
+        assert_eq!(b.count, 5);
+        assert_eq!(b.counts, [2, 2, 0, 1]);
+        // Exact below 2048 µs; 5 s within the histogram's 0.1 %.
+        let rest = b.sum - (500 + 1_000 + 1_001 + 2_000);
+        assert!(rest.abs_diff(5_000_000) <= 5_000, "{rest}");
+        let empty = stats.buckets(Stage::Clustering, &[1_000, 2_500]);
+        assert_eq!(
+            (empty.count, empty.sum, empty.counts),
+            (0, 0, vec![0, 0, 0])
+        );
+    }
+
+    #[test]
+    fn the_table_has_a_line_per_stage_that_recorded() {
+        let stats = Stats::default();
+        stats.record(Stage::BatchSize, 4);
+        assert_eq!(
+            stats.table(),
+            "stage             count       p50       p95       p99       max  unit\n\
+             batch size            1      4.00      4.00      4.00      4.00  windows\n"
+        );
     }
 }

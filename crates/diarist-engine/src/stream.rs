@@ -12,19 +12,18 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use diarist_audio::{AudioWriter, audio_ring};
+use diarist_core::SAMPLE_RATE;
 use diarist_core::online::OnlineParams;
+pub use diarist_core::online::TurnStatus;
 use serde::{Deserialize, Serialize};
 
 use crate::driver::Driver;
 use crate::pool::{InferencePool, ModelInfo};
 use crate::stats::Stats;
-use crate::{Config, EngineError, frame_grid};
+use crate::{EngineConfig, EngineError, frame_grid};
 
 /// Why a wait on [`Stream::events`] with a timeout ended without an event.
 pub use flume::RecvTimeoutError;
-
-/// Sample rate of every stream.
-pub const SAMPLE_RATE: u64 = crate::offline::SAMPLE_RATE as u64;
 
 /// An enrolled speaker: a name and an embedding of their voice (the embedding model's output).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,18 +50,6 @@ pub struct StreamOptions {
     /// stream's first window (taken modulo `backbone_every`). `None`: the phase fewest open
     /// streams use, so that streams which start together do not run their backbones together.
     pub backbone_phase: Option<usize>,
-}
-
-/// What a turn event says happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TurnState {
-    /// The speaker started talking.
-    Started,
-    /// The turn goes on; final up to `end`.
-    Updated,
-    /// The turn is over.
-    Ended,
 }
 
 /// A provisional turn in the stretch that is not final yet.
@@ -112,7 +99,7 @@ pub enum Event {
     /// A final statement about a speaker's turn: it never changes afterwards.
     Turn {
         /// Started, updated or ended.
-        status: TurnState,
+        status: TurnStatus,
         /// Speaker label.
         speaker: String,
         /// First sample of the turn.
@@ -295,7 +282,7 @@ pub struct Stream {
 
 impl Engine {
     /// Loads the models on `config.streaming.workers` workers (0: one per core).
-    pub fn start(config: &Config) -> Result<Self, EngineError> {
+    pub fn start(config: &EngineConfig) -> Result<Self, EngineError> {
         let s = &config.streaming;
         let secs = |v: f64| (v * SAMPLE_RATE as f64).round() as usize;
         let workers = if s.workers == 0 {
@@ -339,6 +326,11 @@ impl Engine {
         plan.set_hop(s.hop_secs * SAMPLE_RATE as f64);
         let phases = Arc::new(Mutex::new(vec![0; plan.backbone_every]));
         Ok(Self { plan, pool, phases })
+    }
+
+    /// How much audio a stream buffers ahead of its analysis (16 kHz samples).
+    pub fn buffer_samples(&self) -> usize {
+        self.plan.buffer
     }
 
     /// Latency histograms of every stage, over all streams.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use diarist_core::rttm::{self, Turn};
 use diarist_core::transcript::speaker_of;
 
-use crate::stream::{Event, TurnState};
+use crate::stream::{Event, TurnStatus};
 
 /// The final turns of one stream, built from its events: turns that ended, turns still going
 /// on (final up to their `end`), and the first sample that is not final yet.
@@ -36,7 +36,7 @@ impl FinalTurns {
                     end: *end,
                     speaker: speaker.clone(),
                 };
-                if *status == TurnState::Ended {
+                if *status == TurnStatus::Ended {
                     self.open.remove(speaker);
                     self.closed.push(turn);
                 } else {
@@ -78,7 +78,7 @@ impl FinalTurns {
 mod tests {
     use super::*;
 
-    fn turn(status: TurnState, speaker: &str, start: u64, end: u64) -> Event {
+    fn turn(status: TurnStatus, speaker: &str, start: u64, end: u64) -> Event {
         Event::Turn {
             status,
             speaker: speaker.into(),
@@ -91,11 +91,11 @@ mod tests {
     #[test]
     fn events_add_up_to_final_turns_and_a_frontier() {
         let mut t = FinalTurns::default();
-        t.observe(&turn(TurnState::Started, "S1", 0, 100));
-        t.observe(&turn(TurnState::Updated, "S1", 0, 300));
+        t.observe(&turn(TurnStatus::Started, "S1", 0, 100));
+        t.observe(&turn(TurnStatus::Updated, "S1", 0, 300));
         assert_eq!(t.speaker_of(50, 250), Some("S1"));
-        t.observe(&turn(TurnState::Started, "S2", 200, 400));
-        t.observe(&turn(TurnState::Ended, "S1", 0, 320));
+        t.observe(&turn(TurnStatus::Started, "S2", 200, 400));
+        t.observe(&turn(TurnStatus::Ended, "S1", 0, 320));
         t.observe(&Event::Tentative {
             is_final: false,
             from: 450,
@@ -105,7 +105,7 @@ mod tests {
         assert_eq!(t.frontier(), 450);
         assert_eq!(t.closed().len(), 1);
         assert_eq!(t.speaker_of(300, 400), Some("S2"));
-        t.observe(&turn(TurnState::Ended, "S2", 200, 500));
+        t.observe(&turn(TurnStatus::Ended, "S2", 200, 500));
         assert_eq!(
             t.rttm("x").lines().count(),
             2,

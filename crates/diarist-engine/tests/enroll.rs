@@ -7,8 +7,8 @@ use diarist_core::rttm;
 use diarist_engine::enroll::enroll;
 use diarist_engine::offline::Models;
 use diarist_engine::source::{self, Pace};
-use diarist_engine::stream::TurnState;
-use diarist_engine::{Config, Engine, EngineError, Event, StreamOptions, Voiceprint};
+use diarist_engine::stream::TurnStatus;
+use diarist_engine::{Engine, EngineConfig, EngineError, Event, StreamOptions, Voiceprint};
 
 const RATE: f64 = 16_000.0;
 
@@ -16,11 +16,11 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn config() -> Config {
-    let mut c = Config::from_toml_str("").unwrap();
+fn config() -> EngineConfig {
+    let mut c = diarist_config::Settings::from_toml_str("").unwrap();
     c.resolve_paths(&root().join("models"), &root().join(".ort"));
-    c.streaming.workers = 2;
-    c
+    c.engine.streaming.workers = 2;
+    c.engine
 }
 
 fn secs(s: f64) -> usize {
@@ -78,7 +78,7 @@ fn an_enrolled_speaker_is_recognised_by_name_in_a_stream() {
         .iter()
         .filter_map(|e| match e {
             Event::Turn {
-                status: TurnState::Ended,
+                status: TurnStatus::Ended,
                 speaker,
                 start,
                 end,

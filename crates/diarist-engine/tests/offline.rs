@@ -4,16 +4,16 @@
 use std::path::PathBuf;
 
 use diarist_engine::offline::{Models, diarize};
-use diarist_engine::{Config, EngineError};
+use diarist_engine::{EngineConfig, EngineError};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn config() -> Config {
-    let mut c = Config::from_toml_str("").unwrap();
+fn config() -> EngineConfig {
+    let mut c = diarist_config::Settings::from_toml_str("").unwrap();
     c.resolve_paths(&root().join("models"), &root().join(".ort"));
-    c
+    c.engine
 }
 
 fn sample() -> Vec<f32> {
@@ -49,8 +49,8 @@ fn the_shipped_configuration_loads_and_bad_values_are_refused() {
     let mut bad = c;
     bad.offline.pad_onset_secs = f64::NAN;
     assert!(bad.validate().is_err());
-    let text = diarist_engine::config::DEFAULTS.replace("window_secs", "windw_secs");
-    assert!(Config::from_toml_str(&text).is_err());
+    let text = diarist_config::DEFAULTS.replace("window_secs", "windw_secs");
+    assert!(diarist_config::Settings::from_toml_str(&text).is_err());
 }
 
 #[test]

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use diarist_core::der::{self, DerBreakdown};
 use diarist_core::rttm;
 use diarist_engine::source::{self, Pace};
-use diarist_engine::stream::TurnState;
-use diarist_engine::{Config, Engine, Event, StreamOptions, Summary};
+use diarist_engine::stream::TurnStatus;
+use diarist_engine::{Engine, EngineConfig, Event, StreamOptions, Summary};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -18,11 +18,11 @@ fn fixture(name: &str) -> PathBuf {
     root().join("audio-fixtures").join(name)
 }
 
-fn config() -> Config {
-    let mut c = Config::from_toml_str("").unwrap();
+fn config() -> EngineConfig {
+    let mut c = diarist_config::Settings::from_toml_str("").unwrap();
     c.resolve_paths(&root().join("models"), &root().join(".ort"));
-    c.streaming.workers = 2;
-    c
+    c.engine.streaming.workers = 2;
+    c.engine
 }
 
 /// Checks every event of one stream against the rules and returns its final turns.
@@ -43,7 +43,7 @@ fn check_events(events: &[Event], summary: &Summary) -> Vec<rttm::Turn> {
                 assert!(is_final, "turn events are final: {e:?}");
                 assert!(start < end, "{e:?}");
                 match status {
-                    TurnState::Started => {
+                    TurnStatus::Started => {
                         assert!(
                             !open.contains_key(speaker),
                             "{speaker} started twice: {e:?}"
@@ -55,11 +55,11 @@ fn check_events(events: &[Event], summary: &Summary) -> Vec<rttm::Turn> {
                         );
                         open.insert(speaker.clone(), (*start, *end));
                     }
-                    TurnState::Updated | TurnState::Ended => {
+                    TurnStatus::Updated | TurnStatus::Ended => {
                         let (s0, e0) = open.get(speaker).copied().expect("turn was started");
                         assert_eq!(*start, s0, "a final start changed: {e:?}");
                         assert!(*end >= e0, "a final end went back: {e:?}");
-                        if *status == TurnState::Ended {
+                        if *status == TurnStatus::Ended {
                             open.remove(speaker);
                             if let Some(prev) = turns
                                 .iter()

@@ -14,6 +14,8 @@ mod score;
 mod spans;
 mod spoken;
 mod tagger;
+pub mod text;
+pub mod transcript;
 
 pub use config::{PiiConfig, RedactStyle};
 pub use manifest::PiiManifest;

@@ -80,7 +80,7 @@ pub async fn stream_samples(
     let (mut sink, mut source) = ws.split();
     let start = ClientMessage::Start {
         encoding: Encoding::PcmS16le,
-        sample_rate: 16_000,
+        sample_rate: diarist_core::SAMPLE_RATE,
         channels: 1,
         options: opts.options.clone(),
     };

@@ -1,14 +1,9 @@
-//! `configs/server.toml`: where the service listens and its limits. The file is compiled in
-//! ([`DEFAULTS`]); configuration files hold only the keys they change and are merged over it
-//! ([`ServerConfig::from_layers`]).
+//! The server's configuration, `configs/server.toml`: where the service listens and its limits
+//! (`diarist-config` composes it from the compiled-in defaults and the files found).
 
 use std::path::{Path, PathBuf};
 
-use diarist_engine::config::{Layer, merge_layers};
 use serde::{Deserialize, Serialize};
-
-/// The shipped defaults, `configs/server.toml`, compiled into every binary.
-pub const DEFAULTS: &str = include_str!("../../../configs/server.toml");
 
 /// Settings of `diarist serve`; every value is written out in `configs/server.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,14 +44,6 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// The compiled-in defaults with the `layers` merged over them in order (later layers win),
-    /// checked.
-    pub fn from_layers(layers: &[Layer]) -> Result<Self, String> {
-        let c: Self = merge_layers(DEFAULTS, layers, &["engine"], |_| true)?;
-        c.validate()?;
-        Ok(c)
-    }
-
     /// The engine's configuration file that `engine` names, if any.
     pub fn engine_file(&self) -> Option<&Path> {
         (!self.engine.as_os_str().is_empty()).then_some(self.engine.as_path())
@@ -97,32 +84,5 @@ impl ServerConfig {
             );
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_defaults_load_and_a_layer_changes_only_its_keys() {
-        let d = ServerConfig::from_layers(&[]).unwrap();
-        assert_eq!(d.engine_file(), None);
-        let c = ServerConfig::from_layers(&[Layer {
-            file: Some("/etc/diarist/server.toml".into()),
-            text: "engine = \"diarist.toml\"\nmax_sessions = 8\n".into(),
-        }])
-        .unwrap();
-        assert_eq!(
-            c.engine_file(),
-            Some(Path::new("/etc/diarist/diarist.toml"))
-        );
-        assert_eq!(c.max_sessions, 8);
-        assert_eq!(c.listen, d.listen);
-        let e = ServerConfig::from_layers(&[Layer {
-            file: Some("/x/s.toml".into()),
-            text: "max_sesions = 8\n".into(),
-        }]);
-        assert!(e.unwrap_err().contains("/x/s.toml"));
     }
 }

@@ -1,10 +1,21 @@
 //! The HTTP side of the service: reading a request head under limits, plain responses, the
-//! WebSocket upgrade answer, and the Prometheus metrics text.
+//! WebSocket upgrade answer, and the service's Prometheus metrics.
 
-use std::fmt::Write as _;
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use diarist_engine::stats::Stats;
+use diarist_engine::stats::{Stage, Stats};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, MetricEncoder, NoLabelSet, prometheus_text,
+};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::exemplar::Exemplar;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::registry::{Registry, Unit};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
@@ -114,132 +125,366 @@ pub fn upgrade_response(key: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Counters of the whole service.
-#[derive(Default)]
+/// Why a connection was refused before a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No token, or a wrong one.
+    Unauthorized,
+    /// Every session slot taken, or shutting down.
+    Busy,
+}
+
+impl Refusal {
+    const ALL: [Refusal; 2] = [Refusal::Unauthorized, Refusal::Busy];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Unauthorized => "unauthorized",
+            Refusal::Busy => "busy",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabel {
+    code: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabel {
+    stage: &'static str,
+}
+
+/// Samples per second of the audio sessions hand the engine.
+const RATE: f64 = diarist_core::SAMPLE_RATE as f64;
+
+/// The `Content-Type` of [`Metrics::render`]'s text.
+pub const METRICS_CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
+
+/// The service's metrics (`prometheus-client`): the counters and gauges sessions update, and the
+/// engine's latency and batching histograms, read from its hdrhistograms at each scrape.
 pub struct Metrics {
-    /// Sessions open now.
-    pub sessions_active: AtomicU64,
-    /// Sessions opened since start.
-    pub sessions_total: AtomicU64,
-    /// Connections refused: bad token.
-    pub refused_unauthorized: AtomicU64,
-    /// Connections refused: too many sessions or shutting down.
-    pub refused_busy: AtomicU64,
-    /// Samples received at 16 kHz.
-    pub samples_received: AtomicU64,
-    /// Samples given a final label.
-    pub samples_final: AtomicU64,
-    errors: [AtomicU64; ErrorCode::ALL.len()],
+    registry: Registry,
+    sessions_active: Gauge,
+    sessions_opened: Counter,
+    audio_received: Counter<f64, AtomicU64>,
+    audio_final: Counter<f64, AtomicU64>,
+    refused: [Counter; Refusal::ALL.len()],
+    errors: [Counter; ErrorCode::ALL.len()],
 }
 
 impl Metrics {
+    /// The metrics of a server with `capacity` session slots whose engine records into `stats`.
+    pub fn new(capacity: usize, stats: Arc<Stats>) -> Self {
+        let mut registry = Registry::with_prefix("diarist");
+        let sessions_active = Gauge::default();
+        registry.register(
+            "sessions_active",
+            "Sessions open now",
+            sessions_active.clone(),
+        );
+        registry.register(
+            "sessions_capacity",
+            "Sessions the server takes at once (max_sessions)",
+            ConstGauge::new(i64::try_from(capacity).unwrap_or(i64::MAX)),
+        );
+        let sessions_opened = Counter::default();
+        let help = "Sessions opened since the server started";
+        registry.register("sessions", help, sessions_opened.clone());
+        let audio_received = Counter::default();
+        let help = "Audio received from clients";
+        registry.register_with_unit(
+            "audio_received",
+            help,
+            Unit::Seconds,
+            audio_received.clone(),
+        );
+        let audio_final = Counter::default();
+        let help = "Audio given a final speaker label";
+        registry.register_with_unit("audio_final", help, Unit::Seconds, audio_final.clone());
+        let family = Family::<ReasonLabel, Counter>::default();
+        let refused =
+            Refusal::ALL.map(|r| family.get_or_create_owned(&ReasonLabel { reason: r.as_str() }));
+        let help = "Connections refused before a session, by reason";
+        registry.register("connections_refused", help, family);
+        let family = Family::<CodeLabel, Counter>::default();
+        let errors =
+            ErrorCode::ALL.map(|c| family.get_or_create_owned(&CodeLabel { code: c.as_str() }));
+        registry.register("errors", "Errors sent to clients, by code", family);
+        registry.register_collector(Box::new(EngineHistograms(stats)));
+        Self {
+            registry,
+            sessions_active,
+            sessions_opened,
+            audio_received,
+            audio_final,
+            refused,
+            errors,
+        }
+    }
+
+    /// Takes a session slot if fewer than `max` are taken; true when it did.
+    pub fn take_slot(&self, max: usize) -> bool {
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        self.sessions_active
+            .inner()
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Gives a slot taken with [`Metrics::take_slot`] back.
+    pub fn release_slot(&self) {
+        self.sessions_active.inner().fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Session slots taken now.
+    pub fn sessions_active(&self) -> usize {
+        usize::try_from(self.sessions_active.get()).unwrap_or(0)
+    }
+
+    /// Counts a session opened.
+    pub fn session_opened(&self) {
+        self.sessions_opened.inc();
+    }
+
+    /// Counts a connection refused before a session.
+    pub fn refused(&self, why: Refusal) {
+        self.refused[why as usize].inc();
+    }
+
+    /// Counts `samples` (16 kHz) received from a client.
+    pub fn received(&self, samples: u64) {
+        self.audio_received.inc_by(samples as f64 / RATE);
+    }
+
+    /// Counts `samples` (16 kHz) given a final label.
+    pub fn finalised(&self, samples: u64) {
+        self.audio_final.inc_by(samples as f64 / RATE);
+    }
+
     /// Counts an error sent to a client.
     pub fn error(&self, code: ErrorCode) {
         let i = ErrorCode::ALL
             .iter()
             .position(|c| *c == code)
             .expect("every code is listed");
-        self.errors[i].fetch_add(1, Ordering::Relaxed);
+        self.errors[i].inc();
     }
 
-    /// The Prometheus text exposition of the counters and of the engine's stage histograms.
-    pub fn render(&self, stats: &Stats) -> String {
+    /// Every metric in the Prometheus text format (version 0.0.4).
+    pub fn render(&self) -> String {
         let mut out = String::new();
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let mut metric = |name: &str, kind: &str, help: &str, value: String| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
-        };
-        metric(
-            "diarist_sessions_active",
-            "gauge",
-            "Sessions open now.",
-            get(&self.sessions_active).to_string(),
-        );
-        metric(
-            "diarist_sessions_total",
-            "counter",
-            "Sessions opened since the server started.",
-            get(&self.sessions_total).to_string(),
-        );
-        metric(
-            "diarist_audio_seconds_received_total",
-            "counter",
-            "Seconds of audio received.",
-            format!("{}", get(&self.samples_received) as f64 / 16_000.0),
-        );
-        metric(
-            "diarist_audio_seconds_final_total",
-            "counter",
-            "Seconds of audio given a final speaker label.",
-            format!("{}", get(&self.samples_final) as f64 / 16_000.0),
-        );
-        let _ = writeln!(
-            out,
-            "# HELP diarist_connections_refused_total Connections refused before a session.\n# TYPE diarist_connections_refused_total counter"
-        );
-        let _ = writeln!(
-            out,
-            "diarist_connections_refused_total{{reason=\"unauthorized\"}} {}\ndiarist_connections_refused_total{{reason=\"busy\"}} {}",
-            get(&self.refused_unauthorized),
-            get(&self.refused_busy)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP diarist_errors_total Errors sent to clients, by code.\n# TYPE diarist_errors_total counter"
-        );
-        for (code, n) in ErrorCode::ALL.iter().zip(&self.errors) {
-            let _ = writeln!(
-                out,
-                "diarist_errors_total{{code=\"{}\"}} {}",
-                code.as_str(),
-                get(n)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP diarist_stage_seconds Latency of each pipeline stage.\n# TYPE diarist_stage_seconds summary"
-        );
-        let summary = stats.summary();
-        for s in summary.iter().filter(|s| s.unit == "ms") {
-            let stage = s.stage.replace(' ', "_");
-            for (q, v) in [
-                ("0.5", s.p50),
-                ("0.95", s.p95),
-                ("0.99", s.p99),
-                ("1", s.max),
-            ] {
-                let _ = writeln!(
-                    out,
-                    "diarist_stage_seconds{{stage=\"{stage}\",quantile=\"{q}\"}} {}",
-                    v / 1000.0
-                );
-            }
-            let _ = writeln!(
-                out,
-                "diarist_stage_seconds_count{{stage=\"{stage}\"}} {}",
-                s.count
-            );
-        }
-        for s in summary.iter().filter(|s| s.unit != "ms") {
-            let name = format!("diarist_{}", s.stage.replace(' ', "_"));
-            let _ = writeln!(
-                out,
-                "# HELP {name} Distribution of the {} ({}).\n# TYPE {name} summary",
-                s.stage, s.unit
-            );
-            for (q, v) in [
-                ("0.5", s.p50),
-                ("0.95", s.p95),
-                ("0.99", s.p99),
-                ("1", s.max),
-            ] {
-                let _ = writeln!(out, "{name}{{quantile=\"{q}\"}} {v}");
-            }
-            let _ = writeln!(out, "{name}_count {}", s.count);
-        }
+        prometheus_text::encode(&mut out, &self.registry).expect("writing to a String never fails");
         out
+    }
+}
+
+/// One histogram family read from the engine's stages.
+struct Exposed {
+    /// Its name after `diarist_` and before the unit.
+    name: &'static str,
+    /// Its unit: seconds, or none for counts.
+    unit: Option<Unit>,
+    /// Its help text, a sentence.
+    help: &'static str,
+    /// Upper bounds of its buckets, in `unit`.
+    bounds: &'static [f64],
+    /// Recorded values per `unit`: 10⁶ for times (µs), 1 for counts.
+    scale: f64,
+    /// The stages it reads, each with its `stage` label (none for a family of one stage).
+    stages: &'static [(Stage, Option<&'static str>)],
+}
+
+/// The model stages take milliseconds, queue waits up to seconds under load.
+const STAGE_BOUNDS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// Audio becomes final about 3 s after it arrives; a saturated server takes tens of seconds.
+const LATENCY_BOUNDS: [f64; 16] = [
+    0.25, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 30.0, 60.0,
+];
+const BATCH_BOUNDS: [f64; 7] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
+const DEPTH_BOUNDS: [f64; 11] = [
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+];
+
+static ENGINE_HISTOGRAMS: [Exposed; 4] = [
+    Exposed {
+        name: "stage",
+        unit: Some(Unit::Seconds),
+        help: "Time of each pipeline stage: a job's wait in the batcher's queue, a window's segmentation and embedding run, pooling one voice, clustering one window.",
+        bounds: &STAGE_BOUNDS,
+        scale: 1e6,
+        stages: &[
+            (Stage::QueueWait, Some("queue_wait")),
+            (Stage::Segmentation, Some("segmentation")),
+            (Stage::Embedding, Some("embedding")),
+            (Stage::Pooling, Some("pooling")),
+            (Stage::Clustering, Some("clustering")),
+        ],
+    },
+    Exposed {
+        name: "final_label_latency",
+        unit: Some(Unit::Seconds),
+        help: "From a stretch of audio's arrival to its final speaker label, one value per 270-sample frame.",
+        bounds: &LATENCY_BOUNDS,
+        scale: 1e6,
+        stages: &[(Stage::EndToEnd, None)],
+    },
+    Exposed {
+        name: "batch_size",
+        unit: None,
+        help: "Windows per model run.",
+        bounds: &BATCH_BOUNDS,
+        scale: 1.0,
+        stages: &[(Stage::BatchSize, None)],
+    },
+    Exposed {
+        name: "queue_depth",
+        unit: None,
+        help: "Jobs waiting in the batcher's queue each time it wakes (an empty queue is recorded as 1).",
+        bounds: &DEPTH_BOUNDS,
+        scale: 1.0,
+        stages: &[(Stage::QueueDepth, None)],
+    },
+];
+
+/// The engine's hdrhistograms, exposed as Prometheus histograms at fixed bucket bounds: counted
+/// at each scrape, so the engine records into its histograms only and knows nothing of
+/// Prometheus.
+struct EngineHistograms(Arc<Stats>);
+
+impl std::fmt::Debug for EngineHistograms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EngineHistograms")
+    }
+}
+
+impl Collector for EngineHistograms {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        for e in &ENGINE_HISTOGRAMS {
+            let mut family = encoder.encode_descriptor(
+                e.name,
+                e.help,
+                e.unit.as_ref(),
+                MetricType::Histogram,
+            )?;
+            for &(stage, label) in e.stages {
+                match label {
+                    Some(stage_label) => {
+                        let label = StageLabel { stage: stage_label };
+                        encode_stage(&mut family.encode_family(&label)?, &self.0, stage, e)?
+                    }
+                    None => encode_stage(&mut family, &self.0, stage, e)?,
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes `stage`'s values as a histogram at `e`'s bounds.
+fn encode_stage(
+    encoder: &mut MetricEncoder,
+    stats: &Stats,
+    stage: Stage,
+    e: &Exposed,
+) -> std::fmt::Result {
+    let recorded: Vec<u64> = e
+        .bounds
+        .iter()
+        .map(|b| (b * e.scale).round() as u64)
+        .collect();
+    let b = stats.buckets(stage, &recorded);
+    let buckets: Vec<(f64, u64)> = e
+        .bounds
+        .iter()
+        .copied()
+        .chain(std::iter::once(f64::INFINITY))
+        .zip(b.counts)
+        .collect();
+    let none: Option<&HashMap<usize, Exemplar<NoLabelSet, f64>>> = None;
+    encoder.encode_histogram(b.sum as f64 / e.scale, b.count, &buckets, none)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The counters, gauges and one stage's histogram, line by line.
+    #[test]
+    fn metrics_render_counters_gauges_and_engine_histograms() {
+        let stats = Arc::new(Stats::default());
+        // 0.7 ms, 7 ms, 12 ms and 2 s of segmentation; a final label 3.2 s after its audio.
+        for us in [700, 7_000, 12_000, 2_000_000] {
+            stats.record(Stage::Segmentation, us);
+        }
+        stats.record(Stage::EndToEnd, 3_200_000);
+        let metrics = Metrics::new(4, stats);
+        assert!(metrics.take_slot(4));
+        metrics.session_opened();
+        metrics.received(24_000);
+        metrics.finalised(16_000);
+        metrics.refused(Refusal::Busy);
+        metrics.error(ErrorCode::BadMessage);
+        metrics.error(ErrorCode::BadMessage);
+        let text = metrics.render();
+        for line in [
+            "# TYPE diarist_sessions_active gauge",
+            "diarist_sessions_active 1",
+            "diarist_sessions_capacity 4",
+            "# TYPE diarist_sessions_total counter",
+            "diarist_sessions_total 1",
+            "# TYPE diarist_audio_received_seconds_total counter",
+            "diarist_audio_received_seconds_total 1.5",
+            "diarist_audio_final_seconds_total 1.0",
+            "diarist_connections_refused_total{reason=\"unauthorized\"} 0",
+            "diarist_connections_refused_total{reason=\"busy\"} 1",
+            "diarist_errors_total{code=\"bad_message\"} 2",
+            "diarist_errors_total{code=\"internal\"} 0",
+            "# TYPE diarist_stage_seconds histogram",
+            "diarist_stage_seconds_bucket{stage=\"segmentation\",le=\"0.0005\"} 0",
+            "diarist_stage_seconds_bucket{stage=\"segmentation\",le=\"0.001\"} 1",
+            "diarist_stage_seconds_bucket{stage=\"segmentation\",le=\"0.01\"} 2",
+            "diarist_stage_seconds_bucket{stage=\"segmentation\",le=\"0.025\"} 3",
+            "diarist_stage_seconds_bucket{stage=\"segmentation\",le=\"1\"} 3",
+            "diarist_stage_seconds_bucket{stage=\"segmentation\",le=\"2.5\"} 4",
+            "diarist_stage_seconds_bucket{stage=\"segmentation\",le=\"+Inf\"} 4",
+            "diarist_stage_seconds_count{stage=\"segmentation\"} 4",
+            "diarist_stage_seconds_bucket{stage=\"clustering\",le=\"+Inf\"} 0",
+            "diarist_stage_seconds_count{stage=\"clustering\"} 0",
+            "# TYPE diarist_final_label_latency_seconds histogram",
+            "diarist_final_label_latency_seconds_bucket{le=\"3\"} 0",
+            "diarist_final_label_latency_seconds_bucket{le=\"3.5\"} 1",
+            "diarist_final_label_latency_seconds_count 1",
+            "diarist_batch_size_count 0",
+            "diarist_queue_depth_count 0",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line:?} missing from\n{text}"
+            );
+        }
+        for code in ErrorCode::ALL {
+            let series = format!("diarist_errors_total{{code=\"{}\"}} ", code.as_str());
+            assert!(text.contains(&series), "{series}");
+        }
+        let sum: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("diarist_stage_seconds_sum{stage=\"segmentation\"} "))
+            .expect("a sum")
+            .parse()
+            .unwrap();
+        assert!((sum - 2.0197).abs() < 2.0197e-3, "{sum}");
+        assert!(!text.contains("summary") && !text.contains("quantile"));
+        metrics.release_slot();
+        assert_eq!(metrics.sessions_active(), 0);
     }
 }

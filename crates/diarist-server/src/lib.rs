@@ -8,6 +8,7 @@
 pub mod client;
 pub mod config;
 pub mod http;
+pub mod logs;
 pub mod protocol;
 mod server;
 mod session;

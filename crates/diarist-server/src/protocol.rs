@@ -2,7 +2,7 @@
 //! binary frames from the client.
 
 use diarist_audio::Resampler;
-use diarist_engine::stream::TurnState;
+use diarist_engine::stream::TurnStatus as EngineTurnStatus;
 use diarist_engine::{Event, StreamOptions, Voiceprint};
 use serde::{Deserialize, Serialize};
 
@@ -283,9 +283,9 @@ impl TryFrom<Event> for ServerMessage {
                 is_final,
             } => Self::Turn {
                 status: match status {
-                    TurnState::Started => TurnStatus::Started,
-                    TurnState::Updated => TurnStatus::Updated,
-                    TurnState::Ended => TurnStatus::Ended,
+                    EngineTurnStatus::Started => TurnStatus::Started,
+                    EngineTurnStatus::Updated => TurnStatus::Updated,
+                    EngineTurnStatus::Ended => TurnStatus::Ended,
                 },
                 speaker,
                 start,
@@ -315,8 +315,7 @@ impl TryFrom<Event> for ServerMessage {
     }
 }
 
-/// The rate every session's audio is resampled to.
-const RATE: u32 = 16_000;
+const RATE: u32 = diarist_core::SAMPLE_RATE;
 
 /// What a valid `start` asks for.
 pub struct Start {
@@ -613,7 +612,7 @@ mod tests {
     #[test]
     fn engine_events_become_their_messages_and_the_rest_stay_events() {
         let turn = Event::Turn {
-            status: TurnState::Updated,
+            status: EngineTurnStatus::Updated,
             speaker: "S1".into(),
             start: 1,
             end: 2,

@@ -15,7 +15,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use crate::config::ServerConfig;
-use crate::http::{self, Metrics};
+use crate::http::{self, Metrics, Refusal};
 use crate::session::Redaction;
 
 /// What every connection shares.
@@ -54,13 +54,14 @@ impl Server {
         }
         let listener = TcpListener::bind(&config.listen).await?;
         let (stop, shutdown) = watch::channel(false);
+        let metrics = Metrics::new(config.max_sessions, engine.stats().clone());
         Ok(Self {
             listener,
             shared: Arc::new(Shared {
                 engine,
                 redaction,
                 config,
-                metrics: Metrics::default(),
+                metrics,
                 shutdown,
                 next_id: AtomicU64::new(1),
             }),
@@ -143,7 +144,7 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
     let answer = match (head.method.as_str(), head.path.as_str()) {
         ("GET", "/healthz") => reply(200, "OK", "text/plain", "ok\n"),
         ("GET", "/readyz") => {
-            let active = shared.metrics.sessions_active.load(Ordering::Relaxed) as usize;
+            let active = shared.metrics.sessions_active();
             if shutting_down || active >= shared.config.max_sessions {
                 reply(503, "Service Unavailable", "text/plain", "not ready\n")
             } else {
@@ -153,8 +154,8 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
         ("GET", "/metrics") => reply(
             200,
             "OK",
-            "text/plain; version=0.0.4",
-            &shared.metrics.render(shared.engine.stats()),
+            http::METRICS_CONTENT_TYPE,
+            &shared.metrics.render(),
         ),
         ("GET", "/") => reply(200, "OK", "text/html; charset=utf-8", PAGE),
         ("GET", "/v1/stream") => {
@@ -185,13 +186,7 @@ struct SessionSlot<'a> {
 impl<'a> SessionSlot<'a> {
     /// Takes one of `max` slots, or `None` when all are taken.
     fn take(metrics: &'a Metrics, max: usize, id: u64) -> Option<Self> {
-        metrics
-            .sessions_active
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max as u64).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| Self { metrics, id })
+        metrics.take_slot(max).then_some(Self { metrics, id })
     }
 }
 
@@ -203,7 +198,7 @@ impl Drop for SessionSlot<'_> {
                 "the session failed (panic): its slot is released"
             );
         }
-        self.metrics.sessions_active.fetch_sub(1, Ordering::AcqRel);
+        self.metrics.release_slot();
     }
 }
 
@@ -234,7 +229,7 @@ async fn upgrade(
         .or_else(|| head.query_param("token"));
     let m = &shared.metrics;
     if !token.is_some_and(|t| same_secret(t.as_bytes(), shared.config.token.as_bytes())) {
-        m.refused_unauthorized.fetch_add(1, Ordering::Relaxed);
+        m.refused(Refusal::Unauthorized);
         let body = "a valid bearer token is required\n";
         return refuse(&mut stream, id, 401, "Unauthorized", body).await;
     }
@@ -247,11 +242,11 @@ async fn upgrade(
     };
     let slot = SessionSlot::take(m, shared.config.max_sessions, id);
     let Some(_slot) = slot.filter(|_| !*shared.shutdown.borrow()) else {
-        m.refused_busy.fetch_add(1, Ordering::Relaxed);
+        m.refused(Refusal::Busy);
         let body = "too many sessions\n";
         return refuse(&mut stream, id, 503, "Service Unavailable", body).await;
     };
-    m.sessions_total.fetch_add(1, Ordering::Relaxed);
+    m.session_opened();
     if stream.write_all(&http::upgrade_response(key)).await.is_ok() {
         let _ = stream.set_nodelay(true);
         let config = WebSocketConfig::default()
@@ -310,7 +305,8 @@ mod tests {
     /// A session task that panics still gives its slot back.
     #[tokio::test]
     async fn a_panicking_session_releases_its_slot() {
-        let metrics = Arc::new(Metrics::default());
+        let stats = Arc::new(diarist_engine::stats::Stats::default());
+        let metrics = Arc::new(Metrics::new(1, stats));
         let held = metrics.clone();
         let task = tokio::spawn(async move {
             let _slot = SessionSlot::take(&held, 1, 7).expect("a free slot");
@@ -322,7 +318,7 @@ mod tests {
         });
         let err = task.await.expect_err("the task panicked");
         assert!(err.is_panic());
-        assert_eq!(metrics.sessions_active.load(Ordering::Acquire), 0);
+        assert_eq!(metrics.sessions_active(), 0);
         assert!(SessionSlot::take(&metrics, 1, 9).is_some());
     }
 }

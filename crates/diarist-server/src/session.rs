@@ -3,7 +3,6 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use diarist_audio::AudioWriter;
@@ -24,7 +23,7 @@ use crate::protocol::{
 };
 use crate::server::Shared;
 
-const RATE: f64 = 16_000.0;
+const RATE: f64 = diarist_core::SAMPLE_RATE as f64;
 
 /// The sending half, with the send timeout and the error counters.
 struct Out<S> {
@@ -409,9 +408,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         self.turns.observe(&e);
         if let Event::Summary(s) = &e {
             self.flush_transcripts().await;
-            let m = &self.shared.metrics;
-            m.samples_final
-                .fetch_add(s.samples_final, Ordering::Relaxed);
+            self.shared.metrics.finalised(s.samples_final);
             self.out
                 .send(&ServerMessage::End(EndTotals {
                     samples_received: self.received,
@@ -498,8 +495,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Counts the first `n` samples of `scratch` as received and queues them for the engine.
     fn accept(&mut self, n: usize) {
         self.received += n as u64;
-        let m = &self.shared.metrics;
-        m.samples_received.fetch_add(n as u64, Ordering::Relaxed);
+        self.shared.metrics.received(n as u64);
         self.pending.extend(self.scratch[..n].iter().copied());
     }
 

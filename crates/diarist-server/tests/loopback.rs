@@ -116,9 +116,43 @@ async fn protocol_bad_inputs_and_graceful_shutdown_on_a_loopback_server() {
         (r, turns)
     });
 
-    // Conformance: every sample accounted for, final turns, the transcript attributed.
-    let mut ws = connect(&url).await;
-    let all = session(&mut ws, &audio).await;
+    check_conformance(&url, &audio).await;
+    check_bad_messages(&url).await;
+    check_oversized_frame(&url).await;
+    check_vanishing_clients(&url, &http, &audio).await;
+    // The steady session was never disturbed.
+    let (r, turns) = steady.await.unwrap();
+    let f = r.unwrap();
+    assert!(f.error.is_none());
+    assert_eq!(f.totals.samples_processed, audio.len() as u64);
+    assert!(turns > 0);
+
+    check_health_and_metrics(&http).await;
+
+    // Graceful shutdown mid-session: an error saying so, then every final result and `end`.
+    let opts = ClientOptions {
+        url: url.clone(),
+        token: TOKEN.into(),
+        speed: Some(2.0),
+        options: Default::default(),
+    };
+    let live = tokio::spawn(async move { stream_samples(audio, &opts, |_| {}).await });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.send(()).unwrap();
+    let f = live.await.unwrap().unwrap();
+    assert_eq!(f.error.as_ref().map(|e| e.0), Some(ErrorCode::ShuttingDown));
+    assert!(f.totals.samples_received > 0);
+    assert_eq!(f.totals.samples_processed, f.totals.samples_received);
+    tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("the server exits once sessions have flushed")
+        .unwrap();
+}
+
+/// Conformance: every sample accounted for, final turns, the transcript attributed.
+async fn check_conformance(url: &str, audio: &[f32]) {
+    let mut ws = connect(url).await;
+    let all = session(&mut ws, audio).await;
     let Some(ServerMessage::End(totals)) = all.last() else {
         panic!("no end: {all:?}")
     };
@@ -162,9 +196,12 @@ async fn protocol_bad_inputs_and_graceful_shutdown_on_a_loopback_server() {
     if turn_speaker.is_some() {
         assert_eq!(transcript.0, turn_speaker, "attributed to who spoke then");
     }
+}
 
-    // Bad JSON, audio before start, an unknown encoding: typed errors, the session stays open.
-    let mut ws = connect(&url).await;
+/// Bad JSON, audio before start, an unknown encoding: typed errors, the session stays open; then
+/// a good start at 8 kHz stereo f32 with an odd frame and NaNs: resampled, errors typed.
+async fn check_bad_messages(url: &str) {
+    let mut ws = connect(url).await;
     ws.send(Message::text("{not json")).await.unwrap();
     assert!(!expect_error(&mut ws, ErrorCode::BadMessage).await);
     ws.send(Message::binary(vec![0u8; 320])).await.unwrap();
@@ -198,9 +235,11 @@ async fn protocol_bad_inputs_and_graceful_shutdown_on_a_loopback_server() {
         }
         other => panic!("expected end, got {other:?}"),
     }
+}
 
-    // An oversized frame: a typed fatal error, then the session flushes and ends.
-    let mut ws = connect(&url).await;
+/// An oversized frame: a typed fatal error, then the session flushes and ends.
+async fn check_oversized_frame(url: &str) {
+    let mut ws = connect(url).await;
     send_json(&mut ws, serde_json::json!({"type": "start", "encoding": "pcm_s16le", "sample_rate": 16000, "channels": 1})).await;
     assert!(matches!(
         next(&mut ws).await,
@@ -210,15 +249,17 @@ async fn protocol_bad_inputs_and_graceful_shutdown_on_a_loopback_server() {
         .await
         .unwrap();
     assert!(expect_error(&mut ws, ErrorCode::FrameTooLarge).await);
+}
 
-    // A client that vanishes mid-stream, one that never finishes its handshake, a wrong token.
-    let mut ws = connect(&url).await;
+/// A client that vanishes mid-stream, one that never finishes its handshake, a wrong token.
+async fn check_vanishing_clients(url: &str, http: &str, audio: &[f32]) {
+    let mut ws = connect(url).await;
     send_json(&mut ws, serde_json::json!({"type": "start", "encoding": "pcm_s16le", "sample_rate": 16000, "channels": 1})).await;
     ws.send(Message::binary(pcm16(&audio[..32_000])))
         .await
         .unwrap();
     drop(ws);
-    let mut slow = TcpStream::connect(&http).await.unwrap();
+    let mut slow = TcpStream::connect(http).await.unwrap();
     slow.write_all(b"GET /v1/stream HTTP/1.1\r\nHost: x\r\n")
         .await
         .unwrap();
@@ -231,7 +272,7 @@ async fn protocol_bad_inputs_and_graceful_shutdown_on_a_loopback_server() {
     let refused = stream_samples(
         audio[..16_000].to_vec(),
         &ClientOptions {
-            url: url.clone(),
+            url: url.into(),
             token: "wrong".into(),
             speed: None,
             options: Default::default(),
@@ -243,17 +284,12 @@ async fn protocol_bad_inputs_and_graceful_shutdown_on_a_loopback_server() {
         matches!(refused, Err(ClientError::Refused(401))),
         "{refused:?}"
     );
+}
 
-    // The steady session was never disturbed.
-    let (r, turns) = steady.await.unwrap();
-    let f = r.unwrap();
-    assert!(f.error.is_none());
-    assert_eq!(f.totals.samples_processed, audio.len() as u64);
-    assert!(turns > 0);
-
-    // Health and metrics over plain HTTP.
+/// Health and metrics over plain HTTP.
+async fn check_health_and_metrics(http: &str) {
     let get = |path: &'static str| {
-        let http = http.clone();
+        let http = http.to_owned();
         async move {
             let mut s = TcpStream::connect(&http).await.unwrap();
             s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
@@ -267,35 +303,32 @@ async fn protocol_bad_inputs_and_graceful_shutdown_on_a_loopback_server() {
     assert!(get("/healthz").await.starts_with("HTTP/1.1 200"));
     assert!(get("/readyz").await.starts_with("HTTP/1.1 200"));
     let metrics = get("/metrics").await;
-    for needle in [
-        "diarist_sessions_total",
+    for line in [
+        "# TYPE diarist_sessions_total counter",
         "diarist_errors_total{code=\"bad_message\"} 1",
         "diarist_errors_total{code=\"frame_too_large\"} 1",
-        "diarist_stage_seconds{stage=\"segmentation\",quantile=\"0.99\"}",
+        "# TYPE diarist_stage_seconds histogram",
         "diarist_connections_refused_total{reason=\"unauthorized\"} 1",
     ] {
-        assert!(metrics.contains(needle), "{needle} missing from\n{metrics}");
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} missing from\n{metrics}"
+        );
     }
-    assert!(get("/").await.contains("/v1/stream"));
-
-    // Graceful shutdown mid-session: an error saying so, then every final result and `end`.
-    let opts = ClientOptions {
-        url: url.clone(),
-        token: TOKEN.into(),
-        speed: Some(2.0),
-        options: Default::default(),
+    // Segmentation ran: its histogram counted every run, up to `le="+Inf"`.
+    let sample = |prefix: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("{prefix} missing from\n{metrics}"))
+            .parse::<u64>()
+            .unwrap()
     };
-    let live = tokio::spawn(async move { stream_samples(audio, &opts, |_| {}).await });
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    stop.send(()).unwrap();
-    let f = live.await.unwrap().unwrap();
-    assert_eq!(f.error.as_ref().map(|e| e.0), Some(ErrorCode::ShuttingDown));
-    assert!(f.totals.samples_received > 0);
-    assert_eq!(f.totals.samples_processed, f.totals.samples_received);
-    tokio::time::timeout(Duration::from_secs(30), task)
-        .await
-        .expect("the server exits once sessions have flushed")
-        .unwrap();
+    let runs = sample("diarist_stage_seconds_count{stage=\"segmentation\"} ");
+    assert!(runs > 0);
+    let inf = "diarist_stage_seconds_bucket{stage=\"segmentation\",le=\"+Inf\"} ";
+    assert_eq!(sample(inf), runs);
+    assert!(get("/").await.contains("/v1/stream"));
 }
 
 /// Transcripts waiting for their audio are bounded per session: one past the limit is refused

@@ -1,7 +1,7 @@
 //! `diarist bench`: the arguments of the benchmarks and load tests in `diarist-bench`, and which
 //! one runs.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use diarist_bench::Reference;
@@ -46,14 +46,6 @@ pub struct BenchArgs {
     pub common: CommonArgs,
 }
 
-/// The reference turns and scored regions under `path` (RTTM and UEM files).
-fn read_reference(path: &Path) -> anyhow::Result<Reference> {
-    Ok(Reference {
-        turns: crate::eval::read_rttm_tree(path)?,
-        uems: crate::eval::read_uem_tree(path)?,
-    })
-}
-
 /// Runs `diarist bench`.
 pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let mut config = settings::load(&args.common, &args.offline)?;
@@ -70,9 +62,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let files = collect_inputs(&inputs)?;
     anyhow::ensure!(!files.is_empty(), "no audio files to benchmark");
     if !args.clients.is_empty() {
-        let (server, _) = settings::load_server(None)?;
+        let (server, _) = diarist_config::load_server(None)?;
         diarist_bench::clients::run(
-            &config,
+            &config.engine,
             server,
             &files,
             &args.clients,
@@ -81,13 +73,19 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         )?;
         return Ok(ExitCode::SUCCESS);
     }
-    let reference = args.reference.as_deref().map(read_reference).transpose()?;
-    let workers = settings::workers(&config, files.len());
+    let reference = args.reference.as_deref().map(Reference::read).transpose()?;
+    let workers = diarist_engine::batch::workers(&config.engine, files.len());
     if args.streams.is_empty() {
-        diarist_bench::models::run(&config, &files, args.windows, workers, reference.as_ref())?;
+        diarist_bench::models::run(
+            &config.engine,
+            &files,
+            args.windows,
+            workers,
+            reference.as_ref(),
+        )?;
     } else {
         diarist_bench::streams::run(
-            &config,
+            &config.engine,
             &files,
             &args.streams,
             args.duration,

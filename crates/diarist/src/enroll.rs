@@ -3,13 +3,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::settings::{self, CommonArgs, OfflineArgs};
 use anyhow::Context;
 use diarist_engine::Voiceprint;
 use diarist_engine::enroll::enroll_file;
 use diarist_engine::offline::Models;
-
-use crate::diarize::write_atomic;
-use crate::settings::{self, CommonArgs, OfflineArgs};
+use diarist_engine::output::write_atomic;
 
 /// Arguments of `diarist enroll`.
 #[derive(clap::Args)]
@@ -33,28 +32,18 @@ pub fn run(args: &EnrollArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--name must not be empty");
     }
     let config = settings::load(&args.common, &OfflineArgs::default())?;
-    let mut models = Models::load(&config)?;
-    let e = enroll_file(&mut models, &config, &args.file)
+    let mut models = Models::load(&config.engine)?;
+    let e = enroll_file(&mut models, &config.engine, &args.file)
         .with_context(|| format!("enrolling from {}", args.file.display()))?;
-    eprintln!(
-        "diarist: enrolled {:?} from {:.1} s of clean speech in {} windows ({} speaker(s) heard, {:.0} % of the speech theirs)",
-        args.name,
-        e.speech_samples as f64 / 16_000.0,
-        e.windows,
-        e.speakers,
-        100.0 * e.share
-    );
-    if e.speakers > 1 && e.share < 0.6 {
-        eprintln!(
-            "diarist: warning: the sample holds several voices and the enrolled one has only {:.0} % of the speech",
-            100.0 * e.share
-        );
+    eprintln!("diarist: {}", e.describe(&args.name));
+    if let Some(w) = e.warning() {
+        eprintln!("diarist: warning: {w}");
     }
     let print = Voiceprint {
         name: args.name.clone(),
         embedding: e.voiceprint,
     };
-    let text = serde_json::to_string(&print)? + "\n";
+    let text = print.to_json_line();
     match &args.output {
         Some(path) => {
             write_atomic(path, &text).with_context(|| format!("writing {}", path.display()))?

@@ -2,13 +2,10 @@
 //!
 //! A thin layer over the library crates: argument parsing, file handling and printing.
 
-mod attribute;
 mod bench;
 mod diarize;
 mod enroll;
 mod eval;
-mod logs;
-mod mic;
 mod redact;
 mod serve;
 mod settings;
@@ -35,7 +32,7 @@ enum Command {
     /// Compute a speaker's voiceprint from sample audio, for `--known`.
     Enroll(enroll::EnrollArgs),
     /// Diarize a microphone live; Ctrl-C flushes the final turns.
-    Mic(mic::MicArgs),
+    Mic(stream::MicArgs),
     /// Serve live diarization over WebSockets (protocol v1, docs/PROTOCOL.md).
     Serve(serve::ServeArgs),
     /// Stream a recording to a diarist server; its messages as JSON lines.
@@ -68,7 +65,7 @@ fn main() -> ExitCode {
         Command::Diarize(args) => diarize::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Stream(args) => stream::run(args),
-        Command::Mic(args) => mic::run(args),
+        Command::Mic(args) => stream::mic(args),
         Command::Enroll(args) => enroll::run(args),
         Command::Serve(args) => serve::serve(args),
         Command::Client(args) => serve::client(args),

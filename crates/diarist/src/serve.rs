@@ -1,16 +1,15 @@
-//! `diarist serve` and `diarist client`: the WebSocket service and a client for it.
+//! `diarist serve` and `diarist client`: the WebSocket service (its log records on standard
+//! error) and a client for it.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use diarist_engine::Engine;
-use diarist_server::client::{ClientError, ClientOptions, stream_samples_blocking};
+use diarist_engine::{Engine, Voiceprint};
+use diarist_server::client::{ClientError, ClientOptions, Finished, stream_samples_blocking};
+use diarist_server::logs::LogFormat;
 use diarist_server::protocol::StartOptions;
-
-use crate::settings::{self, CommonArgs, OfflineArgs};
-use crate::stream::load_voiceprints;
 
 /// Arguments of `diarist serve`.
 #[derive(clap::Args)]
@@ -27,60 +26,34 @@ pub struct ServeArgs {
     pub token: Option<String>,
     /// Log records on standard error as readable lines or JSON lines (`RUST_LOG` filters them;
     /// default `info`).
-    #[arg(long, value_enum, default_value = "text")]
-    pub log_format: crate::logs::LogFormat,
+    #[arg(long, default_value = "text", value_name = "text|json")]
+    pub log_format: LogFormat,
 }
 
 /// Runs `diarist serve`.
 pub fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
-    crate::logs::init(args.log_format);
-    let (mut config, sources) = settings::load_server(args.config.as_deref())?;
+    diarist_server::logs::init(args.log_format);
+    let service = diarist_config::load_service(args.config.as_deref())?;
+    for w in service.effective.warnings() {
+        eprintln!("diarist: warning: {w}");
+    }
+    tracing::info!(
+        files = %service.files(),
+        models = %service.effective.install.models.path.display(),
+        onnxruntime = %service.effective.settings.engine.runtime.onnxruntime.display(),
+        "configuration"
+    );
+    let mut config = service.server;
     if let Some(l) = &args.listen {
         config.listen = l.clone();
     }
     if let Some(t) = &args.token {
         config.token = t.clone();
-    } else if config.token.is_empty() {
-        config.token = std::env::var("DIARIST_TOKEN").unwrap_or_default();
     }
-    let effective = settings::load_effective(
-        &CommonArgs {
-            config: config.engine_file().map(Path::to_path_buf),
-            variant: None,
-            segmentation_model: None,
-        },
-        &OfflineArgs::default(),
-    )?;
-    let files: Vec<String> = (sources.iter().chain(&effective.sources))
-        .map(|s| s.file.display().to_string())
-        .collect();
-    tracing::info!(
-        files = %if files.is_empty() {
-            "none (the compiled-in defaults)".into()
-        } else {
-            files.join(", ")
-        },
-        models = %effective.install.models.path.display(),
-        onnxruntime = %effective.config.runtime.onnxruntime.display(),
-        "configuration"
-    );
-    let engine_config = effective.config;
-    let engine = Engine::start(&engine_config)?;
-    let runtime = diarist_models::Runtime::load(&engine_config.runtime.onnxruntime)?;
-    let pool = diarist_pii::TaggerPool::from_config(
-        &runtime,
-        &engine_config.pii,
-        engine_config.runtime.session_options(),
-        config.redaction_workers,
-        config.redaction_queue,
-    )
-    .with_context(|| {
-        format!(
-            "loading the PII tagger {}",
-            engine_config.pii.model.display()
-        )
-    })?;
-    let redaction = diarist_server::Redaction::new(pool, engine_config.pii.clone());
+    let settings = service.effective.settings;
+    let engine = Engine::start(&settings.engine)?;
+    let pool = settings.load_tagger_pool(config.redaction_workers, config.redaction_queue)?;
+    let redaction = diarist_server::Redaction::new(pool, settings.pii);
     diarist_server::serve_until_signalled(config, engine, Some(redaction))?;
     Ok(ExitCode::SUCCESS)
 }
@@ -93,8 +66,8 @@ pub struct ClientArgs {
     /// Server URL.
     #[arg(long, default_value = "ws://127.0.0.1:8717/v1/stream")]
     pub url: String,
-    /// Bearer token [default: $DIARIST_TOKEN].
-    #[arg(long)]
+    /// Bearer token.
+    #[arg(long, env = "DIARIST_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Send at real time (else as fast as the server takes the audio).
     #[arg(long)]
@@ -116,15 +89,11 @@ pub fn client(args: &ClientArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("reading {}", args.file.display()))?;
     let opts = ClientOptions {
         url: args.url.clone(),
-        token: args
-            .token
-            .clone()
-            .or_else(|| std::env::var("DIARIST_TOKEN").ok())
-            .unwrap_or_default(),
+        token: args.token.clone().unwrap_or_default(),
         speed: args.realtime.then_some(args.speed),
         options: StartOptions {
             max_speakers: args.max_speakers,
-            known_speakers: load_voiceprints(&args.known)?,
+            known_speakers: Voiceprint::read_all(&args.known)?,
             ..Default::default()
         },
     };
@@ -136,21 +105,15 @@ pub fn client(args: &ClientArgs) -> anyhow::Result<ExitCode> {
             serde_json::to_string(m).expect("messages serialise")
         );
     });
-    match result {
-        Ok(f) => match f.error {
-            None => Ok(ExitCode::SUCCESS),
-            Some((code, message)) => {
-                eprintln!(
-                    "diarist: the session ended early: {}: {message}",
-                    code.as_str()
-                );
-                Ok(ExitCode::from(1))
-            }
-        },
-        Err(e @ ClientError::Refused(_)) | Err(e @ ClientError::Connect(_)) => {
-            eprintln!("diarist: {e}");
-            Ok(ExitCode::from(1))
-        }
-        Err(e) => Err(e.into()),
-    }
+    let failure = match result {
+        Ok(Finished { error: None, .. }) => return Ok(ExitCode::SUCCESS),
+        Ok(Finished {
+            error: Some((code, message)),
+            ..
+        }) => format!("the session ended early: {}: {message}", code.as_str()),
+        Err(e @ (ClientError::Refused(_) | ClientError::Connect(_))) => e.to_string(),
+        Err(e) => return Err(e.into()),
+    };
+    eprintln!("diarist: {failure}");
+    Ok(ExitCode::from(1))
 }

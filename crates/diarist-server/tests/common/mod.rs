@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use diarist_engine::{Config, Engine};
+use diarist_engine::Engine;
 use diarist_server::{Redaction, Server, ServerConfig};
 
 /// The token every test server requires.
@@ -28,16 +28,17 @@ pub async fn start_server(
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<()>,
 ) {
-    let mut config = ServerConfig::from_layers(&[]).unwrap();
+    let mut config = diarist_config::server_from_layers(&[]).unwrap();
     config.listen = "127.0.0.1:0".into();
     config.token = TOKEN.into();
     edit(&mut config);
-    let mut engine_config = Config::from_toml_str("").unwrap();
-    engine_config.resolve_paths(&root().join("models"), &root().join(".ort"));
+    let mut settings = diarist_config::Settings::from_toml_str("").unwrap();
+    settings.resolve_paths(&root().join("models"), &root().join(".ort"));
+    let engine_config = &mut settings.engine;
     engine_config.streaming.workers = 2;
-    let engine = Engine::start(&engine_config).unwrap();
+    let engine = Engine::start(engine_config).unwrap();
     let runtime = diarist_models::Runtime::load(&engine_config.runtime.onnxruntime).unwrap();
-    let pii = &engine_config.pii;
+    let pii = &settings.pii;
     let pool = diarist_pii::TaggerPool::from_config(
         &runtime,
         pii,
