@@ -212,7 +212,7 @@ pub fn run(
         let server = Server::bind(server, engine, None).await?;
         let url = format!("ws://{}/v1/stream", server.local_addr()?);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let serving = tokio::spawn(server.run(async {
+        let serving = tokio::spawn(server.run(std::future::pending(), async {
             let _ = stopped.await;
         }));
         let s = &config.streaming;

@@ -328,6 +328,7 @@ fn batch(
             stats.record(Stage::BatchSize, jobs.len() as u64);
             let _ = workers[w].send(jobs);
         }
+        stats.set_queued(queue.len() as u64);
     }
 }
 

@@ -1,6 +1,7 @@
 //! Latency histograms (hdrhistogram) for every stage of streaming diarization.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -75,6 +76,8 @@ pub struct Buckets {
 /// recording its queue never wait for each other.
 pub struct Stats {
     histograms: [Mutex<Histogram<u64>>; STAGES.len()],
+    /// Jobs waiting in the batcher's queue after its last dispatch.
+    queued: AtomicU64,
 }
 
 impl Default for Stats {
@@ -83,7 +86,20 @@ impl Default for Stats {
             |_| Mutex::new(Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds"));
         Self {
             histograms: std::array::from_fn(h),
+            queued: AtomicU64::new(0),
         }
+    }
+}
+
+impl Stats {
+    /// Sets the jobs waiting in the batcher's queue (the batcher calls it after each dispatch).
+    pub fn set_queued(&self, jobs: u64) {
+        self.queued.store(jobs, AtomicOrdering::Relaxed);
+    }
+
+    /// Jobs waiting in the batcher's queue after its last dispatch: the engine's load now.
+    pub fn queued(&self) -> u64 {
+        self.queued.load(AtomicOrdering::Relaxed)
     }
 }
 

@@ -131,6 +131,7 @@ pub async fn stream_samples(
                         code,
                         message,
                         fatal: true,
+                        ..
                     } => fatal = Some((code, message)),
                     _ => {}
                 }

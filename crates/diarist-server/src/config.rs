@@ -41,6 +41,17 @@ pub struct ServerConfig {
     pub redaction_workers: usize,
     /// Transcripts that may wait for a free tagger; a session sending more waits its turn.
     pub redaction_queue: usize,
+    /// On SIGTERM, how long sessions may go on (readiness failing, new sessions refused) before
+    /// they are flushed and ended with `shutting_down`, seconds (0: at once).
+    pub drain_timeout_secs: f64,
+    /// The `retry_after_secs` of a `busy` refusal (and the `Retry-After` of an HTTP 503).
+    pub busy_retry_after_secs: u64,
+    /// Not ready, and new sessions refused as `busy`, while the engine's batcher holds more than
+    /// this many jobs waiting for a worker (0: no limit).
+    pub ready_max_queued_jobs: u64,
+    /// Not ready, and new sessions refused as `busy`, while the process uses more than this
+    /// share of the machine's cores (over the last second or more; 0: no limit).
+    pub ready_max_cpu: f64,
 }
 
 impl ServerConfig {
@@ -71,8 +82,16 @@ impl ServerConfig {
                 return Err(format!("{name} must be positive"));
             }
         }
-        if !(self.stats_interval_secs.is_finite() && self.stats_interval_secs >= 0.0) {
-            return Err("stats_interval_secs must be 0 or positive".into());
+        for (v, name) in [
+            (self.stats_interval_secs, "stats_interval_secs"),
+            (self.drain_timeout_secs, "drain_timeout_secs"),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(format!("{name} must be 0 or positive"));
+            }
+        }
+        if !(self.ready_max_cpu.is_finite() && (0.0..=1.0).contains(&self.ready_max_cpu)) {
+            return Err("ready_max_cpu must be between 0 (no limit) and 1".into());
         }
         if self.max_pending_transcripts == 0
             || self.redaction_workers == 0

@@ -116,6 +116,15 @@ pub fn response(status: u16, reason: &str, content_type: &str, body: &str) -> Ve
     .into_bytes()
 }
 
+/// A `503 Service Unavailable` answer with a `Retry-After` of `retry_after` seconds.
+pub fn unavailable(retry_after: u64, body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nRetry-After: {retry_after}\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
 /// The `101 Switching Protocols` answer to a WebSocket upgrade with key `key`.
 pub fn upgrade_response(key: &str) -> Vec<u8> {
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
@@ -125,22 +134,34 @@ pub fn upgrade_response(key: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Why a connection was refused before a session.
+/// Why a connection or a `start` was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     /// No token, or a wrong one.
     Unauthorized,
-    /// Every session slot taken, or shutting down.
-    Busy,
+    /// Every session slot taken.
+    Full,
+    /// The server is draining (SIGTERM): it takes no new sessions.
+    Draining,
+    /// The engine's queue or the CPU is above the configured level.
+    Overloaded,
 }
 
 impl Refusal {
-    const ALL: [Refusal; 2] = [Refusal::Unauthorized, Refusal::Busy];
+    const ALL: [Refusal; 4] = [
+        Refusal::Unauthorized,
+        Refusal::Full,
+        Refusal::Draining,
+        Refusal::Overloaded,
+    ];
 
-    fn as_str(self) -> &'static str {
+    /// The refusal as the `reason` label of `diarist_connections_refused_total`.
+    pub fn as_str(self) -> &'static str {
         match self {
             Refusal::Unauthorized => "unauthorized",
-            Refusal::Busy => "busy",
+            Refusal::Full => "full",
+            Refusal::Draining => "draining",
+            Refusal::Overloaded => "overloaded",
         }
     }
 }
@@ -174,8 +195,13 @@ pub struct Metrics {
     sessions_opened: Counter,
     audio_received: Counter<f64, AtomicU64>,
     audio_final: Counter<f64, AtomicU64>,
+    audio_lost: Counter<f64, AtomicU64>,
     refused: [Counter; Refusal::ALL.len()],
     errors: [Counter; ErrorCode::ALL.len()],
+    resumed: Counter,
+    draining: Gauge,
+    engine_queued: Gauge,
+    stats: Arc<Stats>,
 }
 
 impl Metrics {
@@ -207,25 +233,62 @@ impl Metrics {
         let audio_final = Counter::default();
         let help = "Audio given a final speaker label";
         registry.register_with_unit("audio_final", help, Unit::Seconds, audio_final.clone());
+        let audio_lost = Counter::default();
+        let help = "Audio lost because the engine could not keep up (diarized as silence)";
+        registry.register_with_unit("audio_lost", help, Unit::Seconds, audio_lost.clone());
         let family = Family::<ReasonLabel, Counter>::default();
         let refused =
             Refusal::ALL.map(|r| family.get_or_create_owned(&ReasonLabel { reason: r.as_str() }));
-        let help = "Connections refused before a session, by reason";
+        let help = "Connections (HTTP 503 or 401) and starts (`busy`) refused, by reason";
         registry.register("connections_refused", help, family);
+        let resumed = Counter::default();
+        let help = "Sessions resumed from a checkpoint";
+        registry.register("sessions_resumed", help, resumed.clone());
+        let draining = Gauge::default();
+        let help = "1 while the server drains after SIGTERM, else 0";
+        registry.register("draining", help, draining.clone());
+        let engine_queued = Gauge::default();
+        let help = "Windows waiting in the engine's batcher for a free worker (the engine's load)";
+        registry.register("engine_queued_jobs", help, engine_queued.clone());
         let family = Family::<CodeLabel, Counter>::default();
         let errors =
             ErrorCode::ALL.map(|c| family.get_or_create_owned(&CodeLabel { code: c.as_str() }));
         registry.register("errors", "Errors sent to clients, by code", family);
-        registry.register_collector(Box::new(EngineHistograms(stats)));
+        registry.register_collector(Box::new(EngineHistograms(stats.clone())));
         Self {
             registry,
             sessions_active,
             sessions_opened,
             audio_received,
             audio_final,
+            audio_lost,
             refused,
             errors,
+            resumed,
+            draining,
+            engine_queued,
+            stats,
         }
+    }
+
+    /// Windows waiting in the engine's batcher now.
+    pub fn engine_queued(&self) -> u64 {
+        self.stats.queued()
+    }
+
+    /// Marks the server as draining.
+    pub fn set_draining(&self) {
+        self.draining.set(1);
+    }
+
+    /// Counts a session resumed from a checkpoint.
+    pub fn session_resumed(&self) {
+        self.resumed.inc();
+    }
+
+    /// Counts `samples` (16 kHz) lost to overload.
+    pub fn lost(&self, samples: u64) {
+        self.audio_lost.inc_by(samples as f64 / RATE);
     }
 
     /// Takes a session slot if fewer than `max` are taken; true when it did.
@@ -280,6 +343,8 @@ impl Metrics {
 
     /// Every metric in the Prometheus text format (version 0.0.4).
     pub fn render(&self) -> String {
+        self.engine_queued
+            .set(i64::try_from(self.stats.queued()).unwrap_or(i64::MAX));
         let mut out = String::new();
         prometheus_text::encode(&mut out, &self.registry).expect("writing to a String never fails");
         out
@@ -432,7 +497,7 @@ mod tests {
         metrics.session_opened();
         metrics.received(24_000);
         metrics.finalised(16_000);
-        metrics.refused(Refusal::Busy);
+        metrics.refused(Refusal::Full);
         metrics.error(ErrorCode::BadMessage);
         metrics.error(ErrorCode::BadMessage);
         let text = metrics.render();
@@ -446,7 +511,7 @@ mod tests {
             "diarist_audio_received_seconds_total 1.5",
             "diarist_audio_final_seconds_total 1.0",
             "diarist_connections_refused_total{reason=\"unauthorized\"} 0",
-            "diarist_connections_refused_total{reason=\"busy\"} 1",
+            "diarist_connections_refused_total{reason=\"full\"} 1",
             "diarist_errors_total{code=\"bad_message\"} 2",
             "diarist_errors_total{code=\"internal\"} 0",
             "# TYPE diarist_stage_seconds histogram",

@@ -10,6 +10,7 @@ pub mod config;
 pub mod http;
 pub mod logs;
 pub mod protocol;
+mod ready;
 mod server;
 mod session;
 

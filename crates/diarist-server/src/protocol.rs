@@ -107,13 +107,16 @@ pub enum ErrorCode {
     SlowConsumer,
     /// The server is shutting down (final results were flushed first).
     ShuttingDown,
+    /// The server takes no new session now (draining, full or overloaded): try again after
+    /// `retry_after_secs`, here or elsewhere.
+    Busy,
     /// The server failed.
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, for metrics.
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 13] = [
         Self::BadMessage,
         Self::NotStarted,
         Self::AlreadyStarted,
@@ -125,6 +128,7 @@ impl ErrorCode {
         Self::IdleTimeout,
         Self::SlowConsumer,
         Self::ShuttingDown,
+        Self::Busy,
         Self::Internal,
     ];
 
@@ -142,6 +146,7 @@ impl ErrorCode {
             Self::IdleTimeout => "idle_timeout",
             Self::SlowConsumer => "slow_consumer",
             Self::ShuttingDown => "shutting_down",
+            Self::Busy => "busy",
             Self::Internal => "internal",
         }
     }
@@ -262,6 +267,9 @@ pub enum ServerMessage {
         message: String,
         /// Whether the session ends because of it.
         fatal: bool,
+        /// With `busy`: seconds after which a new session may be taken.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_secs: Option<u64>,
     },
     /// The session is over: totals.
     End(EndTotals),
@@ -546,6 +554,7 @@ mod tests {
                     code,
                     message: "why".into(),
                     fatal: false,
+                    retry_after_secs: None,
                 },
                 &format!(
                     r#"{{"type":"error","code":"{}","message":"why","fatal":false}}"#,

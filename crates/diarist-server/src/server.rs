@@ -16,6 +16,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use crate::config::ServerConfig;
 use crate::http::{self, Metrics, Refusal};
+use crate::ready::Readiness;
 use crate::session::Redaction;
 
 /// What every connection shares.
@@ -24,8 +25,17 @@ pub(crate) struct Shared {
     pub(crate) redaction: Option<Redaction>,
     pub(crate) config: ServerConfig,
     pub(crate) metrics: Metrics,
+    pub(crate) ready: Readiness,
     pub(crate) shutdown: watch::Receiver<bool>,
     next_id: AtomicU64,
+}
+
+impl Shared {
+    /// Why a new session would be refused now (`None`: it is taken).
+    pub(crate) fn refusal(&self) -> Option<Refusal> {
+        let free = self.metrics.sessions_active() < self.config.max_sessions;
+        self.ready.refusal(&self.metrics, free)
+    }
 }
 
 /// A bound server, ready to run.
@@ -60,6 +70,7 @@ impl Server {
             shared: Arc::new(Shared {
                 engine,
                 redaction,
+                ready: Readiness::new(&config),
                 config,
                 metrics,
                 shutdown,
@@ -74,27 +85,46 @@ impl Server {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` completes; then stops accepting, lets every session flush its
-    /// final results and end, and returns.
-    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> std::io::Result<()> {
+    /// Serves until `drain` completes, then drains: readiness fails and new sessions are
+    /// refused while the sessions there go on, until they have all ended, `drain_timeout_secs`
+    /// has passed or `stop_now` completes; then every session is flushed and ended with
+    /// `shutting_down`, and it returns once they have.
+    pub async fn run(
+        self,
+        drain: impl std::future::Future<Output = ()>,
+        stop_now: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()> {
         let mut tasks = JoinSet::new();
-        tokio::pin!(shutdown);
+        tokio::pin!(drain, stop_now);
+        let mut drain_until: Option<tokio::time::Instant> = None;
+        let drain_for = Duration::from_secs_f64(self.shared.config.drain_timeout_secs);
         loop {
+            let draining = drain_until.is_some();
+            if draining && self.shared.metrics.sessions_active() == 0 {
+                break;
+            }
+            let deadline = drain_until.unwrap_or_else(tokio::time::Instant::now);
             tokio::select! {
-                accepted = self.listener.accept() => {
-                    match accepted {
-                        Ok((stream, _)) => {
-                            let shared = self.shared.clone();
-                            tasks.spawn(connection(stream, shared));
-                        }
-                        // Out of descriptors and the like: wait a little, keep serving.
-                        Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        tasks.spawn(connection(stream, self.shared.clone()));
                     }
-                }
+                    // Out of descriptors and the like: wait a little, keep serving.
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                },
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-                _ = &mut shutdown => break,
+                _ = &mut drain, if !draining => {
+                    let sessions = self.shared.metrics.sessions_active();
+                    tracing::info!(sessions, timeout_secs = drain_for.as_secs_f64(), "draining");
+                    self.shared.ready.drain(&self.shared.metrics);
+                    drain_until = Some(tokio::time::Instant::now() + drain_for);
+                }
+                _ = tokio::time::sleep_until(deadline), if draining => break,
+                _ = &mut stop_now => break,
             }
         }
+        let sessions = self.shared.metrics.sessions_active();
+        tracing::info!(sessions, "shutting down: flushing every session");
         drop(self.listener);
         let _ = self.stop.send(true);
         while tasks.join_next().await.is_some() {}
@@ -143,14 +173,16 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
     let reply = |status, reason, ty, body: &str| http::response(status, reason, ty, body);
     let answer = match (head.method.as_str(), head.path.as_str()) {
         ("GET", "/healthz") => reply(200, "OK", "text/plain", "ok\n"),
-        ("GET", "/readyz") => {
-            let active = shared.metrics.sessions_active();
-            if shutting_down || active >= shared.config.max_sessions {
-                reply(503, "Service Unavailable", "text/plain", "not ready\n")
-            } else {
-                reply(200, "OK", "text/plain", "ready\n")
-            }
-        }
+        ("GET", "/readyz") => match shared.refusal() {
+            Some(why) => reply(
+                503,
+                "Service Unavailable",
+                "text/plain",
+                &format!("not ready: {}\n", why.as_str()),
+            ),
+            None if shutting_down => reply(503, "Service Unavailable", "text/plain", "not ready\n"),
+            None => reply(200, "OK", "text/plain", "ready\n"),
+        },
         ("GET", "/metrics") => reply(
             200,
             "OK",
@@ -240,11 +272,25 @@ async fn upgrade(
         let body = "a WebSocket upgrade is required\n";
         return refuse(&mut stream, id, 426, "Upgrade Required", body).await;
     };
-    let slot = SessionSlot::take(m, shared.config.max_sessions, id);
-    let Some(_slot) = slot.filter(|_| !*shared.shutdown.borrow()) else {
-        m.refused(Refusal::Busy);
-        let body = "too many sessions\n";
-        return refuse(&mut stream, id, 503, "Service Unavailable", body).await;
+    let refusal = shared
+        .refusal()
+        .or(shared.shutdown.borrow().then_some(Refusal::Draining));
+    let slot = refusal.map_or_else(
+        || SessionSlot::take(m, shared.config.max_sessions, id),
+        |_| None,
+    );
+    let Some(_slot) = slot else {
+        let why = refusal.unwrap_or(Refusal::Full);
+        m.refused(why);
+        tracing::warn!(
+            session = id,
+            reason = why.as_str(),
+            "connection refused: busy"
+        );
+        let body = format!("busy: {}\n", why.as_str());
+        let answer = http::unavailable(shared.config.busy_retry_after_secs, &body);
+        let _ = stream.write_all(&answer).await;
+        return;
     };
     m.session_opened();
     if stream.write_all(&http::upgrade_response(key)).await.is_ok() {
@@ -272,15 +318,30 @@ pub fn serve_until_signalled(
         let server = Server::bind(config, engine, redaction).await?;
         tracing::info!(address = %server.local_addr()?, "serving");
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        let signalled = async move {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            tracing::info!("shutting down: flushing every session");
+        let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+        let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
+        // The first SIGTERM or SIGINT drains, a second one ends every session at once.
+        let signals = tokio::spawn(async move {
+            any_signal(&mut term, &mut int).await;
+            let _ = drain_tx.send(());
+            any_signal(&mut term, &mut int).await;
+        });
+        let drain = async {
+            let _ = drain_rx.await;
         };
-        server.run(signalled).await
+        let stop_now = async {
+            let _ = signals.await;
+        };
+        server.run(drain, stop_now).await
     })
+}
+
+/// Completes at the next SIGTERM or SIGINT.
+async fn any_signal(term: &mut tokio::signal::unix::Signal, int: &mut tokio::signal::unix::Signal) {
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
 }
 
 #[cfg(test)]

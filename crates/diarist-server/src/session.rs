@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
+use crate::http::Refusal;
 use crate::protocol::{
     ClientMessage, EndTotals, ErrorCode, FrameDecoder, ServerMessage, Start, parse_start,
 };
@@ -73,8 +74,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Out<S> {
             code,
             message,
             fatal,
+            retry_after_secs: None,
         })
         .await;
+    }
+
+    /// Refuses a `start` as `busy` (`why`), asking the client to retry after `retry_after`
+    /// seconds, and closes the socket.
+    async fn busy(&mut self, why: Refusal, retry_after: u64) {
+        let m = &self.shared.metrics;
+        m.refused(why);
+        m.error(ErrorCode::Busy);
+        tracing::warn!(
+            session = self.session,
+            reason = why.as_str(),
+            "start refused: busy"
+        );
+        self.send(&ServerMessage::Error {
+            code: ErrorCode::Busy,
+            message: format!("the server takes no new session now ({})", why.as_str()),
+            fatal: true,
+            retry_after_secs: Some(retry_after),
+        })
+        .await;
+        self.close(CloseCode::Again, "busy").await;
     }
 
     async fn close(&mut self, code: CloseCode, reason: &str) {
@@ -232,7 +255,15 @@ async fn wait_for_start<S: AsyncRead + AsyncWrite + Unpin>(
                     .await
             }
             Some(Ok(Message::Text(t))) => match parse_start(&t) {
-                Ok(Some(start)) => return Some(start),
+                Ok(Some(start)) => {
+                    // The slot is this session's: only draining or overload refuse it now.
+                    let why = shared.ready.refusal(&shared.metrics, true);
+                    if let Some(why) = why {
+                        out.busy(why, shared.config.busy_retry_after_secs).await;
+                        return None;
+                    }
+                    return Some(start);
+                }
                 Ok(None) => {
                     out.error(ErrorCode::NotStarted, "send start first", false)
                         .await
@@ -409,6 +440,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if let Event::Summary(s) = &e {
             self.flush_transcripts().await;
             self.shared.metrics.finalised(s.samples_final);
+            self.shared.metrics.lost(s.samples_lost);
             self.out
                 .send(&ServerMessage::End(EndTotals {
                     samples_received: self.received,

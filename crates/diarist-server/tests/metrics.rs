@@ -305,6 +305,14 @@ fn check_values(families: &[Family], seconds: f64) {
     assert_eq!(v("diarist_sessions_capacity", &[]), 5.0);
     assert_eq!(v("diarist_sessions_total", &[]), 1.0);
     for name in [
+        "diarist_sessions_resumed_total",
+        "diarist_draining",
+        "diarist_engine_queued_jobs",
+        "diarist_audio_lost_seconds_total",
+    ] {
+        assert_eq!(v(name, &[]), 0.0, "{name}");
+    }
+    for name in [
         "diarist_audio_received_seconds_total",
         "diarist_audio_final_seconds_total",
     ] {
@@ -312,7 +320,9 @@ fn check_values(families: &[Family], seconds: f64) {
     }
     let refused = "diarist_connections_refused_total";
     assert_eq!(v(refused, &[("reason", "unauthorized")]), 1.0);
-    assert_eq!(v(refused, &[("reason", "busy")]), 0.0);
+    for reason in ["full", "draining", "overloaded"] {
+        assert_eq!(v(refused, &[("reason", reason)]), 0.0);
+    }
     let errors = families
         .iter()
         .find(|f| f.name == "diarist_errors_total")
@@ -394,8 +404,12 @@ async fn metrics_are_well_formed_prometheus_text_with_the_sessions_figures() {
             ("diarist_sessions_total", "counter"),
             ("diarist_audio_received_seconds_total", "counter"),
             ("diarist_audio_final_seconds_total", "counter"),
+            ("diarist_audio_lost_seconds_total", "counter"),
             ("diarist_connections_refused_total", "counter"),
             ("diarist_errors_total", "counter"),
+            ("diarist_sessions_resumed_total", "counter"),
+            ("diarist_draining", "gauge"),
+            ("diarist_engine_queued_jobs", "gauge"),
             ("diarist_stage_seconds", "histogram"),
             ("diarist_final_label_latency_seconds", "histogram"),
             ("diarist_batch_size", "histogram"),

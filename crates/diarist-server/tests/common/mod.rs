@@ -19,8 +19,22 @@ pub fn sample() -> Vec<f32> {
     diarist_audio::decode_all(&root().join("audio-fixtures/pyannote_sample.wav")).unwrap()
 }
 
+/// A test server's controls.
+#[allow(dead_code)] // not every test binary drains
+pub struct Controls {
+    /// Its WebSocket URL.
+    pub url: String,
+    /// Starts draining (as SIGTERM does; dropping it does not).
+    pub drain: tokio::sync::oneshot::Sender<()>,
+    /// Ends every session at once (as a second SIGTERM does; dropping it does too).
+    pub stop: tokio::sync::oneshot::Sender<()>,
+    /// The server's task: it ends once every session has.
+    pub task: tokio::task::JoinHandle<()>,
+}
+
 /// Starts a server on a free loopback port with `edit` applied to the shipped configuration;
-/// returns its WebSocket URL, the sender that stops it, and its task.
+/// returns its WebSocket URL, the sender that stops it (every session at once), and its task.
+#[allow(dead_code)] // not every test binary uses it
 pub async fn start_server(
     edit: impl FnOnce(&mut ServerConfig),
 ) -> (
@@ -28,6 +42,12 @@ pub async fn start_server(
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<()>,
 ) {
+    let c = start_controlled(edit).await;
+    (c.url, c.stop, c.task)
+}
+
+/// Starts a server as [`start_server`] does, with its drain and its stop apart.
+pub async fn start_controlled(edit: impl FnOnce(&mut ServerConfig)) -> Controls {
     let mut config = diarist_config::server_from_layers(&[]).unwrap();
     config.listen = "127.0.0.1:0".into();
     config.token = TOKEN.into();
@@ -51,13 +71,20 @@ pub async fn start_server(
     let server = Server::bind(config, engine, Some(redaction)).await.unwrap();
     let addr = server.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        server
-            .run(async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-    });
-    (format!("ws://{addr}/v1/stream"), stop, task)
+    let (drain, drained) = tokio::sync::oneshot::channel::<()>();
+    let drained = async {
+        if drained.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let stopped = async {
+        let _ = stopped.await;
+    };
+    let task = tokio::spawn(async move { server.run(drained, stopped).await.unwrap() });
+    Controls {
+        url: format!("ws://{addr}/v1/stream"),
+        drain,
+        stop,
+        task,
+    }
 }
