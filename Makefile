@@ -23,6 +23,7 @@ test: setup
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --locked -p diarist-models --features cuda -- -D warnings
+	./tools/check_deploy.sh
 	$(CARGO) test --locked
 	$(MAKE) dist deb
 	./tools/test_release.sh

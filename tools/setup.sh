@@ -14,7 +14,10 @@ need_pkgs=()
 # qemu-user: the golden model-output test also runs as an AVX2-only CPU (qemu-x86_64 -cpu EPYC-Rome)
 # binutils: objcopy and objdump for `make dist`; systemd: systemd-analyze, which checks the Debian
 # package's service unit in tools/test_release.sh (it installs without systemd running)
-for p in pkg-config libasound2-dev unzip chromium chromium-driver qemu-user binutils systemd; do
+# haproxy: tools/check_deploy.sh checks and runs deploy/haproxy/haproxy.cfg; python3-venv: the
+# virtual environment of the deployment checks' Python tools (.venv-tools, below)
+for p in pkg-config libasound2-dev unzip chromium chromium-driver qemu-user binutils systemd \
+  haproxy python3-venv; do
   dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
 python3 -m pip --version >/dev/null 2>&1 || need_pkgs+=(python3-pip)
@@ -44,3 +47,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   rm -rf "$tmp"
 fi
 echo "setup: ONNX Runtime at $ORT_LIB"
+
+# kubernetes-validate (Kubernetes schemas bundled, no network needed to validate) for
+# tools/check_deploy.sh, in a virtual environment of its own: Debian's Python refuses `pip
+# install` outside one (PEP 668). Made only when missing or at another version.
+KV_VERSION=1.37.0
+VENV=.venv-tools
+if [ "$("$VENV/bin/kubernetes-validate" --version 2>/dev/null)" != "$KV_VERSION" ]; then
+  echo "setup: installing kubernetes-validate $KV_VERSION into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "kubernetes-validate==$KV_VERSION"
+fi
