@@ -90,6 +90,7 @@ async fn run_level(
                     hop,
                     ..Default::default()
                 },
+                resume: None,
             };
             let samples = audio[i % audio.len()].as_ref().clone();
             spawn_client(samples, opts, latency.clone())

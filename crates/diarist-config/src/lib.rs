@@ -331,10 +331,16 @@ pub struct Service {
 /// engine file it names.
 pub fn load_service(file: Option<&Path>) -> Result<Service, ConfigError> {
     let (mut server, server_sources) = load_server(file)?;
-    if server.token.is_empty() {
-        server.token = install::env_var("DIARIST_TOKEN")
+    let env = |name| {
+        install::env_var(name)
             .map(|t| t.to_string_lossy().into_owned())
-            .unwrap_or_default();
+            .unwrap_or_default()
+    };
+    if server.token.is_empty() {
+        server.token = env("DIARIST_TOKEN");
+    }
+    if server.checkpoint_key.is_empty() {
+        server.checkpoint_key = env("DIARIST_CHECKPOINT_KEY");
     }
     let effective = load(server.engine_file())?;
     effective.settings.validate()?;
@@ -377,6 +383,11 @@ pub fn describe_server(exe: &Path, config: &ServerConfig, sources: &[Source]) ->
         shown.token = "(set, not shown)".into();
     } else if install::env_var("DIARIST_TOKEN").is_some() {
         out += "# token: $DIARIST_TOKEN (not shown)\n";
+    }
+    if !shown.checkpoint_key.is_empty() {
+        shown.checkpoint_key = "(set, not shown)".into();
+    } else if install::env_var("DIARIST_CHECKPOINT_KEY").is_some() {
+        out += "# checkpoint_key: $DIARIST_CHECKPOINT_KEY (not shown)\n";
     }
     out + "\n" + &toml::to_string_pretty(&shown).expect("the server configuration serialises")
 }

@@ -228,6 +228,11 @@ impl OnlineDiarizer {
         self.speakers.iter().map(|s| s.name.clone()).collect()
     }
 
+    /// The voiceprint (unit length) of every global speaker so far, in order.
+    pub fn voiceprints(&self) -> Vec<Vec<f32>> {
+        self.speakers.iter().map(|s| normalised(&s.sum)).collect()
+    }
+
     /// Embeddings computed so far.
     pub fn embeddings(&self) -> usize {
         self.embeddings
@@ -543,10 +548,15 @@ impl OnlineDiarizer {
                 .get(i)
                 .map(Self::frame_speakers)
                 .unwrap_or_default();
-            let start = self.frame_start(g);
+            // At the end of the audio no boundary lies past its last sample.
+            let clamp = |x: usize| total.map_or(x, |t| x.min(t));
+            let start = clamp(self.frame_start(g));
+            if total.is_some_and(|t| start >= t) {
+                break;
+            }
             let next = match total {
                 Some(t) if g + 1 >= upto => t,
-                _ => self.frame_start(g + 1),
+                _ => clamp(self.frame_start(g + 1)),
             };
             for (s, ext) in extended.iter_mut().enumerate() {
                 match (self.open[s], active.contains(&s)) {

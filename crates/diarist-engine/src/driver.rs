@@ -129,6 +129,8 @@ struct State {
     /// a window that follows them runs a short backbone, or none.
     last_submitted: Option<u64>,
     last_run: Option<u64>,
+    /// Whether to report a checkpoint after each window.
+    checkpoints: bool,
 }
 
 impl State {
@@ -165,6 +167,7 @@ impl State {
             },
             last_submitted: None,
             last_run: None,
+            checkpoints: false,
         }
     }
 
@@ -194,6 +197,7 @@ impl Driver {
         options: StreamOptions,
     ) -> Result<Summary, EngineError> {
         let mut st = State::new(&self.plan, reader, &options.known_speakers);
+        st.checkpoints = options.checkpoints;
         self.announce(&st.diarizer, &mut st.names);
         loop {
             if self.cancelled.load(Ordering::Relaxed) {
@@ -423,6 +427,9 @@ impl Driver {
         self.record_latency(&mut st.arrivals, before, after);
         let end = w.start + w.valid_samples as u64;
         self.emit(tentative_event(st, after, end));
+        if st.checkpoints {
+            self.emit(checkpoint_event(st, after));
+        }
         self.stats.record_duration(Stage::Clustering, t.elapsed());
         Ok(())
     }
@@ -493,10 +500,7 @@ impl Driver {
             let enrolled = speakers[i].is_some();
             let name = match &speakers[i] {
                 Some(n) => n.clone(),
-                None => format!(
-                    "S{}",
-                    1 + speakers[..i].iter().filter(|s| s.is_none()).count()
-                ),
+                None => next_label(names),
             };
             names.push(name.clone());
             self.emit(Event::Speaker {
@@ -523,6 +527,30 @@ impl Driver {
         }
         self.stats.record_many(Stage::EndToEnd, values);
     }
+}
+
+/// The stream's checkpoint at `samples_final`: its speakers' names and voiceprints.
+fn checkpoint_event(st: &State, samples_final: u64) -> Event {
+    let speakers = (st.names.iter().zip(st.diarizer.voiceprints()))
+        .map(|(name, embedding)| Voiceprint {
+            name: name.clone(),
+            embedding,
+        })
+        .collect();
+    Event::Checkpoint {
+        samples_final,
+        speakers,
+    }
+}
+
+/// The label of the next speaker found in the stream: `S` and one more than the highest such
+/// number among `names` (so a resumed stream's enrolled `S1`, `S2` are followed by `S3`).
+fn next_label(names: &[String]) -> String {
+    let highest = (names.iter())
+        .filter_map(|n| n.strip_prefix('S')?.parse::<usize>().ok())
+        .max()
+        .unwrap_or(0);
+    format!("S{}", highest + 1)
 }
 
 fn turn_event(t: &diarist_core::online::TurnEvent, names: &[String]) -> Event {

@@ -50,6 +50,8 @@ pub struct StreamOptions {
     /// stream's first window (taken modulo `backbone_every`). `None`: the phase fewest open
     /// streams use, so that streams which start together do not run their backbones together.
     pub backbone_phase: Option<usize>,
+    /// Whether the stream reports [`Event::Checkpoint`]s (to resume it elsewhere).
+    pub checkpoints: bool,
 }
 
 /// A provisional turn in the stretch that is not final yet.
@@ -128,6 +130,15 @@ pub enum Event {
         at: u64,
         /// Samples lost.
         samples: u64,
+    },
+    /// How far the stream is final, and every speaker's voiceprint so far: enough to resume the
+    /// stream in another one from `samples_final` (enrolling the voiceprints keeps the names).
+    /// Reported after each window when [`StreamOptions::checkpoints`] asks for it.
+    Checkpoint {
+        /// Samples final (every turn up to here has been reported).
+        samples_final: u64,
+        /// Every speaker so far, by the name its turns carry.
+        speakers: Vec<Voiceprint>,
     },
     /// The stream has ended.
     Summary(Summary),

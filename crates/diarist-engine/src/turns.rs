@@ -46,7 +46,7 @@ impl FinalTurns {
             }
             Event::Tentative { from, .. } => self.frontier = self.frontier.max(*from),
             Event::Summary(_) => self.frontier = u64::MAX,
-            Event::Speaker { .. } | Event::Overload { .. } => {}
+            Event::Speaker { .. } | Event::Overload { .. } | Event::Checkpoint { .. } => {}
         }
     }
 

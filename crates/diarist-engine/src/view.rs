@@ -39,7 +39,7 @@ pub fn show(e: &Event) -> Option<Shown> {
             end,
             ..
         } => Shown::Line(format!("{} – {}  {speaker}", clock(*start), clock(*end))),
-        Event::Turn { .. } => return None,
+        Event::Turn { .. } | Event::Checkpoint { .. } => return None,
         Event::Tentative {
             from, to, turns, ..
         } => {

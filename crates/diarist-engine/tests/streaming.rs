@@ -92,6 +92,27 @@ fn check_events(events: &[Event], summary: &Summary) -> Vec<rttm::Turn> {
             }
             Event::Overload { samples, .. } => lost += samples,
             Event::Speaker { .. } => {}
+            Event::Checkpoint {
+                samples_final,
+                speakers,
+            } => {
+                // Everything up to the watermark has been reported, so a resumed stream that
+                // starts there repeats nothing and misses nothing.
+                assert!(
+                    *samples_final <= frontier,
+                    "{e:?} past the frontier {frontier}"
+                );
+                let ends = turns
+                    .iter()
+                    .map(|t| t.end)
+                    .chain(open.values().map(|o| o.1));
+                assert!(ends.into_iter().all(|end| end <= *samples_final), "{e:?}");
+                assert!(
+                    speakers
+                        .iter()
+                        .all(|v| v.embedding.iter().all(|x| x.is_finite()))
+                );
+            }
             Event::Summary(s) => assert_eq!(s, summary),
         }
     }
@@ -201,6 +222,8 @@ fn a_stream_may_choose_its_own_hop() {
     // runs the backbone for every window, so both phases are the same.
     let options = StreamOptions {
         hop_secs: Some(2.0),
+        // Checkpoints change nothing but add their events (checked above).
+        checkpoints: true,
         ..Default::default()
     };
     let der = pooled_streaming_der(&engine, &options, "2 s hop");

@@ -52,6 +52,11 @@ pub struct ServerConfig {
     /// Not ready, and new sessions refused as `busy`, while the process uses more than this
     /// share of the machine's cores (over the last second or more; 0: no limit).
     pub ready_max_cpu: f64,
+    /// The key the fleet shares to sign and check checkpoint tokens (HMAC-SHA256). Empty: the
+    /// environment variable `DIARIST_CHECKPOINT_KEY` gives it, else checkpoints are off.
+    pub checkpoint_key: String,
+    /// Least time between two `checkpoint` messages to a session, seconds.
+    pub checkpoint_interval_secs: f64,
 }
 
 impl ServerConfig {
@@ -77,6 +82,7 @@ impl ServerConfig {
             (self.idle_timeout_secs, "idle_timeout_secs"),
             (self.handshake_timeout_secs, "handshake_timeout_secs"),
             (self.send_timeout_secs, "send_timeout_secs"),
+            (self.checkpoint_interval_secs, "checkpoint_interval_secs"),
         ] {
             if !positive(v) {
                 return Err(format!("{name} must be positive"));

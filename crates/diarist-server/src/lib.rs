@@ -5,6 +5,7 @@
 //! Sessions hold no state outside their own task and stream, so several servers scale out behind
 //! any TCP or HTTP load balancer.
 
+pub mod checkpoint;
 pub mod client;
 pub mod config;
 pub mod http;
@@ -13,6 +14,7 @@ pub mod protocol;
 mod ready;
 mod server;
 mod session;
+pub mod stitch;
 
 pub use config::ServerConfig;
 pub use server::{Server, serve_until_signalled};

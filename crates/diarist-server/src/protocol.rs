@@ -50,6 +50,13 @@ pub struct StartOptions {
     /// server has a PII tagger).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redact: Option<bool>,
+    /// Whether the server sends `checkpoint` messages (watermark and token) to resume from.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub checkpoint: bool,
+    /// A `checkpoint` token of an earlier session to resume: its speakers keep their names and
+    /// positions continue from its watermark (send the audio from there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<String>,
 }
 
 /// What a client sends as text.
@@ -107,6 +114,9 @@ pub enum ErrorCode {
     SlowConsumer,
     /// The server is shutting down (final results were flushed first).
     ShuttingDown,
+    /// A `resume` token that this server cannot take (altered, another fleet's key, or the
+    /// server has no key).
+    BadCheckpoint,
     /// The server takes no new session now (draining, full or overloaded): try again after
     /// `retry_after_secs`, here or elsewhere.
     Busy,
@@ -116,7 +126,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for metrics.
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 14] = [
         Self::BadMessage,
         Self::NotStarted,
         Self::AlreadyStarted,
@@ -128,6 +138,7 @@ impl ErrorCode {
         Self::IdleTimeout,
         Self::SlowConsumer,
         Self::ShuttingDown,
+        Self::BadCheckpoint,
         Self::Busy,
         Self::Internal,
     ];
@@ -146,6 +157,7 @@ impl ErrorCode {
             Self::IdleTimeout => "idle_timeout",
             Self::SlowConsumer => "slow_consumer",
             Self::ShuttingDown => "shutting_down",
+            Self::BadCheckpoint => "bad_checkpoint",
             Self::Busy => "busy",
             Self::Internal => "internal",
         }
@@ -252,6 +264,14 @@ pub enum ServerMessage {
         /// Whether personal data in `text` was replaced by its label (`[PERSON_NAME]`, ...).
         redacted: bool,
     },
+    /// Everything before `samples_final` is final and reported; `token` resumes the session
+    /// from there on any instance of the fleet (with `checkpoint: true` in `start`).
+    Checkpoint {
+        /// The watermark: samples final from the start of the client's audio.
+        samples_final: u64,
+        /// Opaque, signed: the `resume` option of a later `start`.
+        token: String,
+    },
     /// Periodic session statistics.
     Stats {
         /// Samples received so far.
@@ -273,6 +293,92 @@ pub enum ServerMessage {
     },
     /// The session is over: totals.
     End(EndTotals),
+}
+
+impl ServerMessage {
+    /// A `turn` message as the engine's event (for `FinalTurns`); `None` for other messages.
+    pub fn turn_event(&self) -> Option<Event> {
+        let Self::Turn {
+            status,
+            speaker,
+            start,
+            end,
+            is_final,
+        } = self
+        else {
+            return None;
+        };
+        Some(Event::Turn {
+            status: match status {
+                TurnStatus::Started => EngineTurnStatus::Started,
+                TurnStatus::Updated => EngineTurnStatus::Updated,
+                TurnStatus::Ended => EngineTurnStatus::Ended,
+            },
+            speaker: speaker.clone(),
+            start: *start,
+            end: *end,
+            is_final: *is_final,
+        })
+    }
+
+    /// The message with its positions moved `base` samples later (a resumed session's positions
+    /// continue those of the session it resumes).
+    pub fn shifted(self, base: u64) -> Self {
+        let secs = base as f64 / f64::from(RATE);
+        match self {
+            Self::Turn {
+                status,
+                speaker,
+                start,
+                end,
+                is_final,
+            } => Self::Turn {
+                status,
+                speaker,
+                start: start + base,
+                end: end + base,
+                is_final,
+            },
+            Self::Tentative {
+                is_final,
+                from,
+                to,
+                turns,
+            } => Self::Tentative {
+                is_final,
+                from: from + base,
+                to: to + base,
+                turns: (turns.into_iter())
+                    .map(|t| TentativeTurn {
+                        start: t.start + base,
+                        end: t.end + base,
+                        ..t
+                    })
+                    .collect(),
+            },
+            Self::Transcript {
+                start,
+                end,
+                speaker,
+                text,
+                redacted,
+            } => Self::Transcript {
+                start: start + secs,
+                end: end + secs,
+                speaker,
+                text,
+                redacted,
+            },
+            Self::Stats {
+                samples_received,
+                samples_final,
+            } => Self::Stats {
+                samples_received: samples_received + base,
+                samples_final: samples_final + base,
+            },
+            other => other,
+        }
+    }
 }
 
 impl TryFrom<Event> for ServerMessage {
@@ -318,7 +424,9 @@ impl TryFrom<Event> for ServerMessage {
                     })
                     .collect(),
             },
-            other @ (Event::Overload { .. } | Event::Summary(_)) => return Err(other),
+            other @ (Event::Overload { .. } | Event::Summary(_) | Event::Checkpoint { .. }) => {
+                return Err(other);
+            }
         })
     }
 }
@@ -333,6 +441,8 @@ pub struct Start {
     pub options: StreamOptions,
     /// The client's choice on redacting transcripts, if it made one.
     pub redact: Option<bool>,
+    /// The token of the session to resume, if any.
+    pub resume: Option<String>,
 }
 
 /// Turns a session's binary frames into 16 kHz mono samples: interleaved channels averaged,
@@ -443,6 +553,8 @@ pub fn parse_start(text: &str) -> Result<Option<Start>, (ErrorCode, String)> {
         hop,
         known_speakers,
         redact,
+        checkpoint,
+        resume,
     } = options;
     if num_speakers == Some(0) {
         return bad("num_speakers must be at least 1".into());
@@ -458,8 +570,10 @@ pub fn parse_start(text: &str) -> Result<Option<Start>, (ErrorCode, String)> {
             hop_secs: hop,
             // The engine spreads sessions over the backbone phases.
             backbone_phase: None,
+            checkpoints: checkpoint,
         },
         redact,
+        resume,
     }))
 }
 
@@ -542,6 +656,13 @@ mod tests {
             r#"{"type":"transcript","start":22.0,"end":26.5,"speaker":null,"text":"this is [PERSON_NAME]","redacted":true}"#,
         );
         pin(
+            ServerMessage::Checkpoint {
+                samples_final: 32_000,
+                token: "e30.c2ln".into(),
+            },
+            r#"{"type":"checkpoint","samples_final":32000,"token":"e30.c2ln"}"#,
+        );
+        pin(
             ServerMessage::Stats {
                 samples_received: 48_000,
                 samples_final: 16_000,
@@ -606,6 +727,19 @@ mod tests {
                 },
             },
             r#"{"type":"start","encoding":"pcm_f32le","sample_rate":16000,"channels":1,"options":{"num_speakers":2,"latency":2.0,"known_speakers":[{"name":"Ana","embedding":[0.5,-0.25]}]}}"#,
+        );
+        pin(
+            ClientMessage::Start {
+                encoding: Encoding::PcmS16le,
+                sample_rate: 16_000,
+                channels: 1,
+                options: StartOptions {
+                    checkpoint: true,
+                    resume: Some("e30.c2ln".into()),
+                    ..Default::default()
+                },
+            },
+            r#"{"type":"start","encoding":"pcm_s16le","sample_rate":16000,"channels":1,"options":{"checkpoint":true,"resume":"e30.c2ln"}}"#,
         );
         pin(
             ClientMessage::Transcript {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use diarist_audio::AudioWriter;
-use diarist_engine::{Event, FinalTurns, Stream};
+use diarist_engine::{Event, FinalTurns, Stream, Voiceprint};
 use diarist_pii::{PiiConfig, TaggerPool};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
+use crate::checkpoint::Checkpoint;
 use crate::http::Refusal;
 use crate::protocol::{
     ClientMessage, EndTotals, ErrorCode, FrameDecoder, ServerMessage, Start, parse_start,
@@ -183,6 +184,11 @@ struct Session<S> {
     out: Out<S>,
     shared: Arc<Shared>,
     id: u64,
+    /// Where this session's audio starts in the client's (a resumed session's: its checkpoint's
+    /// position); every position sent is moved by it.
+    base: u64,
+    /// When the next `checkpoint` may go out (`None`: the client asked for none).
+    next_checkpoint: Option<Instant>,
     audio: FrameDecoder,
     /// The engine stream's audio input; dropped once the audio has ended.
     writer: Option<AudioWriter>,
@@ -275,6 +281,24 @@ async fn wait_for_start<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
+/// The checkpoint a `start` resumes from: `Ok(None)` when it resumes none; an error message
+/// when the token does not verify, or checkpoints are asked for and the server has no key.
+fn resume_from(
+    shared: &Shared,
+    token: Option<&str>,
+    wanted: bool,
+) -> Result<Option<Checkpoint>, String> {
+    let key = shared.config.checkpoint_key.as_bytes();
+    if key.is_empty() && (wanted || token.is_some()) {
+        return Err(
+            "this server has no checkpoint key (checkpoint_key, DIARIST_CHECKPOINT_KEY)".into(),
+        );
+    }
+    token
+        .map(|t| Checkpoint::verify(t, key).map_err(|e| e.to_string()))
+        .transpose()
+}
+
 /// Completes once the server is shutting down.
 async fn stopped(rx: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
@@ -294,9 +318,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     async fn open(mut out: Out<S>, shared: Arc<Shared>, id: u64, start: Start) -> Option<Self> {
         let Start {
             audio,
-            options,
+            mut options,
             redact,
+            resume,
         } = start;
+        let base = match resume_from(&shared, resume.as_deref(), options.checkpoints) {
+            Ok(Some(c)) => {
+                let known = std::mem::take(&mut options.known_speakers);
+                let own: Vec<_> = (known.into_iter())
+                    .filter(|k| c.speakers.iter().all(|s| s.name != k.name))
+                    .collect();
+                options.known_speakers = c.speakers.into_iter().chain(own).collect();
+                shared.metrics.session_resumed();
+                tracing::info!(session = id, position = c.position, "resuming a session");
+                c.position
+            }
+            Ok(None) => 0,
+            Err(m) => {
+                out.error(ErrorCode::BadCheckpoint, m, true).await;
+                out.close(CloseCode::Policy, "bad checkpoint").await;
+                return None;
+            }
+        };
+        let next_checkpoint = options.checkpoints.then(Instant::now);
         let redaction = match (redact, &shared.redaction) {
             (Some(true), None) => {
                 let m = "this server has no PII tagger: redact must be false";
@@ -327,6 +371,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         Some(Self {
             out,
             id,
+            base,
+            next_checkpoint,
             audio,
             writer: Some(writer),
             stream,
@@ -456,9 +502,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             tracing::info!(session = self.id, seconds, speakers, "session ended");
             return true;
         }
+        if let Event::Checkpoint {
+            samples_final,
+            speakers,
+        } = e
+        {
+            self.send_checkpoint(samples_final, speakers).await;
+            return false;
+        }
         // A server never pushes live audio, so there is no overload; the summary is `end`.
         if let Ok(m) = ServerMessage::try_from(e) {
-            self.out.send(&m).await;
+            self.out.send(&m.shifted(self.base)).await;
         }
         self.flush_transcripts().await;
         false
@@ -576,7 +630,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Sends the transcripts whose stretch is final, attributed and redacted.
     async fn flush_transcripts(&mut self) {
         while let Some(t) = self.transcripts.front() {
-            let (start, end) = ((t.start * RATE) as u64, (t.end * RATE).ceil() as u64);
+            // Client times (from its first sample) to this session's samples.
+            let start = ((t.start * RATE) as u64).saturating_sub(self.base);
+            let end = ((t.end * RATE).ceil() as u64).saturating_sub(self.base);
             if end > self.turns.frontier() {
                 break;
             }
@@ -598,6 +654,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
     }
 
+    /// Sends a `checkpoint` at `samples_final` (this session's) with `speakers`, unless one
+    /// went out less than `checkpoint_interval_secs` ago.
+    async fn send_checkpoint(&mut self, samples_final: u64, speakers: Vec<Voiceprint>) {
+        let now = Instant::now();
+        if self.next_checkpoint.is_none_or(|at| now < at) {
+            return;
+        }
+        let every = Duration::from_secs_f64(self.shared.config.checkpoint_interval_secs);
+        self.next_checkpoint = Some(now + every);
+        let position = self.base + samples_final;
+        let key = self.shared.config.checkpoint_key.as_bytes();
+        let token = Checkpoint { position, speakers }.sign(key);
+        let msg = ServerMessage::Checkpoint {
+            samples_final: position,
+            token,
+        };
+        self.out.send(&msg).await;
+    }
+
     async fn send_stats(&mut self) {
         let every = Duration::from_secs_f64(self.shared.config.stats_interval_secs);
         self.next_stats = Some(Instant::now() + every);
@@ -605,6 +680,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             samples_received: self.received,
             samples_final: self.turns.frontier().min(self.received),
         };
-        self.out.send(&msg).await;
+        self.out.send(&msg.shifted(self.base)).await;
     }
 }

@@ -42,6 +42,7 @@ fn options(url: &str, speed: Option<f64>) -> ClientOptions {
         token: TOKEN.into(),
         speed,
         options: Default::default(),
+        resume: None,
     }
 }
 

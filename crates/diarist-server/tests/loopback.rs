@@ -103,6 +103,7 @@ async fn protocol_bad_inputs_and_graceful_shutdown_on_a_loopback_server() {
         token: TOKEN.into(),
         speed: Some(4.0),
         options: Default::default(),
+        resume: None,
     };
     let steady_audio = audio.clone();
     let steady = tokio::spawn(async move {
@@ -135,6 +136,7 @@ async fn protocol_bad_inputs_and_graceful_shutdown_on_a_loopback_server() {
         token: TOKEN.into(),
         speed: Some(2.0),
         options: Default::default(),
+        resume: None,
     };
     let live = tokio::spawn(async move { stream_samples(audio, &opts, |_| {}).await });
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -276,6 +278,7 @@ async fn check_vanishing_clients(url: &str, http: &str, audio: &[f32]) {
             token: "wrong".into(),
             speed: None,
             options: Default::default(),
+            resume: None,
         },
         |_| {},
     )

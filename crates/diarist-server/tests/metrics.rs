@@ -370,6 +370,7 @@ async fn metrics_are_well_formed_prometheus_text_with_the_sessions_figures() {
         token: TOKEN.into(),
         speed: None,
         options: Default::default(),
+        resume: None,
     };
     let f = stream_samples(audio.clone(), &opts, |_| {}).await.unwrap();
     assert_eq!(f.totals.samples_processed, audio.len() as u64);

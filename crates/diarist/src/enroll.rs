@@ -8,7 +8,7 @@ use anyhow::Context;
 use diarist_engine::Voiceprint;
 use diarist_engine::enroll::enroll_file;
 use diarist_engine::offline::Models;
-use diarist_engine::output::write_atomic;
+use diarist_engine::output::emit;
 
 /// Arguments of `diarist enroll`.
 #[derive(clap::Args)]
@@ -43,12 +43,7 @@ pub fn run(args: &EnrollArgs) -> anyhow::Result<ExitCode> {
         name: args.name.clone(),
         embedding: e.voiceprint,
     };
-    let text = print.to_json_line();
-    match &args.output {
-        Some(path) => {
-            write_atomic(path, &text).with_context(|| format!("writing {}", path.display()))?
-        }
-        None => print!("{text}"),
-    }
+    let out = args.output.as_deref();
+    emit(out, &print.to_json_line()).context("writing the voiceprint")?;
     Ok(ExitCode::SUCCESS)
 }

@@ -6,8 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use diarist_core::rttm::file_id;
+use diarist_engine::FinalTurns;
+use diarist_engine::output::write_atomic;
 use diarist_engine::{Engine, Voiceprint};
-use diarist_server::client::{ClientError, ClientOptions, Finished, stream_samples_blocking};
+use diarist_server::client::{ClientOptions, Resume, stream_samples_blocking};
 use diarist_server::logs::LogFormat;
 use diarist_server::protocol::StartOptions;
 
@@ -44,12 +47,8 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         "configuration"
     );
     let mut config = service.server;
-    if let Some(l) = &args.listen {
-        config.listen = l.clone();
-    }
-    if let Some(t) = &args.token {
-        config.token = t.clone();
-    }
+    config.listen = args.listen.clone().unwrap_or(config.listen);
+    config.token = args.token.clone().unwrap_or(config.token);
     let settings = service.effective.settings;
     let engine = Engine::start(&settings.engine)?;
     let pool = settings.load_tagger_pool(config.redaction_workers, config.redaction_queue)?;
@@ -81,6 +80,14 @@ pub struct ClientArgs {
     /// Enrolled speakers to recognise by name (voiceprint JSON files from `diarist enroll`).
     #[arg(long)]
     pub known: Vec<PathBuf>,
+    /// When the connection drops, reconnect through the same URL and resume from the last
+    /// checkpoint (the servers need the fleet's checkpoint key); the output stays each sample
+    /// final once.
+    #[arg(long)]
+    pub resume: bool,
+    /// Write the final turns as RTTM here.
+    #[arg(long)]
+    pub rttm: Option<PathBuf>,
 }
 
 /// Runs `diarist client`: server messages as JSON lines on standard output.
@@ -96,22 +103,25 @@ pub fn client(args: &ClientArgs) -> anyhow::Result<ExitCode> {
             known_speakers: Voiceprint::read_all(&args.known)?,
             ..Default::default()
         },
+        resume: args.resume.then(Resume::default),
     };
-    let mut out = std::io::stdout().lock();
+    let (mut out, mut turns) = (std::io::stdout().lock(), FinalTurns::default());
     let result = stream_samples_blocking(samples, &opts, |m| {
-        let _ = writeln!(
-            out,
-            "{}",
-            serde_json::to_string(m).expect("messages serialise")
-        );
+        let _ = writeln!(out, "{}", serde_json::to_string(m).expect("serialises"));
+        m.turn_event().inspect(|e| turns.observe(e));
     });
+    if let Some(path) = &args.rttm {
+        write_atomic(path, &turns.rttm(&file_id(&args.file)))?;
+    }
+    if let Ok(f) = &result {
+        eprintln!("diarist: finished: {}", serde_json::to_string(f)?);
+    }
     let failure = match result {
-        Ok(Finished { error: None, .. }) => return Ok(ExitCode::SUCCESS),
-        Ok(Finished {
-            error: Some((code, message)),
-            ..
-        }) => format!("the session ended early: {}: {message}", code.as_str()),
-        Err(e @ (ClientError::Refused(_) | ClientError::Connect(_))) => e.to_string(),
+        Ok(f) => match f.ended_early() {
+            None => return Ok(ExitCode::SUCCESS),
+            Some(why) => why,
+        },
+        Err(e) if e.is_refusal() => e.to_string(),
         Err(e) => return Err(e.into()),
     };
     eprintln!("diarist: {failure}");
