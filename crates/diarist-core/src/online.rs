@@ -163,6 +163,9 @@ pub struct OnlineDiarizer {
     embeddings: usize,
     /// Stream length once finished.
     finished: Option<usize>,
+    /// Samples before this were reported elsewhere (a resumed stream's warm-up): no turn is
+    /// reported before it.
+    reported_until: usize,
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f32 {
@@ -202,6 +205,7 @@ impl OnlineDiarizer {
             taper,
             embeddings: 0,
             finished: None,
+            reported_until: 0,
         }
     }
 
@@ -231,6 +235,12 @@ impl OnlineDiarizer {
     /// The voiceprint (unit length) of every global speaker so far, in order.
     pub fn voiceprints(&self) -> Vec<Vec<f32>> {
         self.speakers.iter().map(|s| normalised(&s.sum)).collect()
+    }
+
+    /// Says that the audio before sample `at` was reported already (a resumed stream hears it
+    /// again as context): its frames shape the clustering but no turn is reported before it.
+    pub fn set_reported_until(&mut self, at: usize) {
+        self.reported_until = at;
     }
 
     /// Embeddings computed so far.
@@ -557,6 +567,12 @@ impl OnlineDiarizer {
             let next = match total {
                 Some(t) if g + 1 >= upto => t,
                 _ => clamp(self.frame_start(g + 1)),
+            };
+            // Frames reported elsewhere count as silence; a turn over the boundary starts there.
+            let (start, active) = if next <= self.reported_until {
+                (start, Vec::new())
+            } else {
+                (start.max(self.reported_until), active)
             };
             for (s, ext) in extended.iter_mut().enumerate() {
                 match (self.open[s], active.contains(&s)) {

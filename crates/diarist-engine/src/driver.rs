@@ -198,6 +198,8 @@ impl Driver {
     ) -> Result<Summary, EngineError> {
         let mut st = State::new(&self.plan, reader, &options.known_speakers);
         st.checkpoints = options.checkpoints;
+        st.diarizer
+            .set_reported_until(options.replayed_samples as usize);
         self.announce(&st.diarizer, &mut st.names);
         loop {
             if self.cancelled.load(Ordering::Relaxed) {

@@ -52,6 +52,10 @@ pub struct StreamOptions {
     pub backbone_phase: Option<usize>,
     /// Whether the stream reports [`Event::Checkpoint`]s (to resume it elsewhere).
     pub checkpoints: bool,
+    /// Samples at the start of the stream that an earlier stream reported already: a resumed
+    /// stream hears them again as warm-up (context for its first windows, voices to match) and
+    /// reports no turn before their end. See [`Engine::warmup_samples`].
+    pub replayed_samples: u64,
 }
 
 /// A provisional turn in the stretch that is not final yet.
@@ -337,6 +341,21 @@ impl Engine {
         plan.set_hop(s.hop_secs * SAMPLE_RATE as f64);
         let phases = Arc::new(Mutex::new(vec![0; plan.backbone_every]));
         Ok(Self { plan, pool, phases })
+    }
+
+    /// Where a stream resumed at `watermark` (final up to there) should hear its audio again
+    /// from: a window and its context earlier, so that the windows after the watermark have their
+    /// full context, and on the stream's grid of backbone runs (a multiple of its hop, or `hop_secs`
+    /// when given, times the windows per run), so that they are the very windows the stream
+    /// would have cut (16 kHz samples from the stream's start).
+    pub fn resume_from(&self, hop_secs: Option<f64>, watermark: u64) -> u64 {
+        let mut plan = self.plan.clone();
+        if let Some(h) = hop_secs.filter(|h| h.is_finite() && *h > 0.0) {
+            plan.set_hop((h * SAMPLE_RATE as f64).min(plan.window as f64));
+        }
+        let stride = (plan.hop * plan.windows_per_run()).max(1) as u64;
+        let back = watermark.saturating_sub((plan.context + plan.window) as u64);
+        back / stride * stride
     }
 
     /// How much audio a stream buffers ahead of its analysis (16 kHz samples).

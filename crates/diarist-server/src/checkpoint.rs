@@ -19,6 +19,9 @@ const VERSION: u32 = 1;
 pub struct Checkpoint {
     /// Samples (16 kHz) from the start of the client's audio that are final.
     pub position: u64,
+    /// Where a resumed session's audio starts: some audio before `position` is heard again as
+    /// warm-up (context for the windows after it).
+    pub resend_from: u64,
     /// Every speaker so far, by the name its turns carry.
     pub speakers: Vec<Voiceprint>,
 }
@@ -42,6 +45,7 @@ pub enum CheckpointError {
 struct Payload {
     v: u32,
     position: u64,
+    resend_from: u64,
     speakers: Vec<Speaker>,
 }
 
@@ -73,6 +77,7 @@ impl Checkpoint {
         let payload = Payload {
             v: VERSION,
             position: self.position,
+            resend_from: self.resend_from,
             speakers,
         };
         let body = serde_json::to_vec(&payload).expect("the payload serialises");
@@ -111,8 +116,12 @@ impl Checkpoint {
             })
             .collect::<Option<Vec<_>>>()
             .ok_or(CheckpointError::Malformed)?;
+        if p.resend_from > p.position {
+            return Err(CheckpointError::Malformed);
+        }
         Ok(Self {
             position: p.position,
+            resend_from: p.resend_from,
             speakers,
         })
     }
@@ -125,6 +134,7 @@ mod tests {
     fn checkpoint() -> Checkpoint {
         Checkpoint {
             position: 123_456,
+            resend_from: 27_456,
             speakers: vec![
                 Voiceprint {
                     name: "S1".into(),

@@ -129,6 +129,8 @@ impl ClientError {
 struct Run {
     samples: Arc<[f32]>,
     watermark: AtomicU64,
+    /// Where the next session's audio starts: the last checkpoint's `resend_from`.
+    resend_from: AtomicU64,
     /// Samples sent by the current connection's sender, from the start.
     sent: AtomicU64,
     confirmed: Notify,
@@ -152,6 +154,7 @@ pub async fn stream_samples(
     let run = Arc::new(Run {
         samples: samples.into(),
         watermark: AtomicU64::new(0),
+        resend_from: AtomicU64::new(0),
         sent: AtomicU64::new(0),
         confirmed: Notify::new(),
         begun: Instant::now(),
@@ -161,7 +164,7 @@ pub async fn stream_samples(
     let attempts = opts.resume.map_or(1, |r| r.attempts.max(1));
     let mut r = Resuming::default();
     loop {
-        let from = run.watermark.load(Ordering::SeqCst);
+        let from = run.resend_from.load(Ordering::SeqCst);
         let result = match open(opts, r.token.as_deref()).await {
             Ok(ws) => session(ws, opts, &run, from, &mut r, &mut stitch, &mut out).await,
             Err(e) => Err(e),
@@ -181,7 +184,7 @@ pub async fn stream_samples(
                 // Lost: what is held past the watermark comes again from the next session.
                 stitch.cut(&mut out);
                 let sent = run.sent.load(Ordering::SeqCst);
-                r.resent += sent.saturating_sub(run.watermark.load(Ordering::SeqCst));
+                r.resent += sent.saturating_sub(run.resend_from.load(Ordering::SeqCst));
                 r.lost_at.get_or_insert_with(Instant::now);
                 tracing::warn!(
                     watermark = stitch.watermark(),
@@ -281,15 +284,19 @@ async fn session(
     // task from reading events.
     let buffer = opts.resume.map(|r| (r.buffer_secs * RATE) as u64);
     let sender = tokio::spawn(send_audio(sink, run.clone(), from, opts.speed, buffer));
-    let outcome = receive(&mut source, run, r, stitch, out).await;
+    let resumable = opts.resume.is_some();
+    let outcome = receive(&mut source, run, (from, resumable), r, stitch, out).await;
     sender.abort();
     outcome
 }
 
-/// Reads the server's messages until `end` or the connection's loss.
+/// Reads the server's messages until `end` or the connection's loss. A `resumable` session
+/// (its audio sent from `from`) that an instance going away ends before all of its audio is
+/// final counts as lost, to be resumed elsewhere.
 async fn receive(
     source: &mut SplitStream<Ws>,
     run: &Run,
+    (from, resumable): (u64, bool),
     r: &mut Resuming,
     stitch: &mut Stitcher,
     out: &mut impl FnMut(&ServerMessage),
@@ -326,9 +333,11 @@ async fn receive(
             }
             ServerMessage::Checkpoint {
                 samples_final,
+                resend_from,
                 token: t,
             } => {
                 r.token = Some(t.clone());
+                run.resend_from.store(*resend_from, Ordering::SeqCst);
                 run.watermark.fetch_max(*samples_final, Ordering::SeqCst);
                 run.confirmed.notify_waiters();
             }
@@ -350,6 +359,14 @@ async fn receive(
             _ => {}
         }
         if let ServerMessage::End(totals) = &msg {
+            let short = from + totals.samples_processed < run.samples.len() as u64;
+            if let Some((ErrorCode::ShuttingDown | ErrorCode::Internal, m)) = &fatal
+                && short
+                && resumable
+                && r.token.is_some()
+            {
+                return Ok(Outcome::Lost(m.clone()));
+            }
             let totals = totals.clone();
             stitch.push(msg, out);
             return Ok(Outcome::Ended(totals, fatal));

@@ -269,6 +269,9 @@ pub enum ServerMessage {
     Checkpoint {
         /// The watermark: samples final from the start of the client's audio.
         samples_final: u64,
+        /// Where a resumed session's audio must start (before the watermark: the audio between
+        /// is heard again as warm-up, and nothing is reported twice).
+        resend_from: u64,
         /// Opaque, signed: the `resume` option of a later `start`.
         token: String,
     },
@@ -571,6 +574,8 @@ pub fn parse_start(text: &str) -> Result<Option<Start>, (ErrorCode, String)> {
             // The engine spreads sessions over the backbone phases.
             backbone_phase: None,
             checkpoints: checkpoint,
+            // A resumed session's warm-up comes from its token (the session sets it).
+            replayed_samples: 0,
         },
         redact,
         resume,
@@ -658,9 +663,10 @@ mod tests {
         pin(
             ServerMessage::Checkpoint {
                 samples_final: 32_000,
+                resend_from: 0,
                 token: "e30.c2ln".into(),
             },
-            r#"{"type":"checkpoint","samples_final":32000,"token":"e30.c2ln"}"#,
+            r#"{"type":"checkpoint","samples_final":32000,"resend_from":0,"token":"e30.c2ln"}"#,
         );
         pin(
             ServerMessage::Stats {

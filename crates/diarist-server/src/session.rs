@@ -189,6 +189,9 @@ struct Session<S> {
     base: u64,
     /// When the next `checkpoint` may go out (`None`: the client asked for none).
     next_checkpoint: Option<Instant>,
+    /// The hop the client asked for (`None`: the engine's), which a checkpoint's `resend_from`
+    /// follows.
+    hop_secs: Option<f64>,
     audio: FrameDecoder,
     /// The engine stream's audio input; dropped once the audio has ended.
     writer: Option<AudioWriter>,
@@ -331,7 +334,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 options.known_speakers = c.speakers.into_iter().chain(own).collect();
                 shared.metrics.session_resumed();
                 tracing::info!(session = id, position = c.position, "resuming a session");
-                c.position
+                options.replayed_samples = c.position - c.resend_from;
+                c.resend_from
             }
             Ok(None) => 0,
             Err(m) => {
@@ -341,6 +345,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             }
         };
         let next_checkpoint = options.checkpoints.then(Instant::now);
+        let hop_secs = options.hop_secs;
         let redaction = match (redact, &shared.redaction) {
             (Some(true), None) => {
                 let m = "this server has no PII tagger: redact must be false";
@@ -373,6 +378,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             id,
             base,
             next_checkpoint,
+            hop_secs,
             audio,
             writer: Some(writer),
             stream,
@@ -664,11 +670,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let every = Duration::from_secs_f64(self.shared.config.checkpoint_interval_secs);
         self.next_checkpoint = Some(now + every);
         let position = self.base + samples_final;
+        let engine = &self.shared.engine;
+        let resend_from = self.base + engine.resume_from(self.hop_secs, samples_final);
         let key = self.shared.config.checkpoint_key.as_bytes();
-        let token = Checkpoint { position, speakers }.sign(key);
+        let checkpoint = Checkpoint {
+            position,
+            resend_from,
+            speakers,
+        };
         let msg = ServerMessage::Checkpoint {
             samples_final: position,
-            token,
+            resend_from,
+            token: checkpoint.sign(key),
         };
         self.out.send(&msg).await;
     }

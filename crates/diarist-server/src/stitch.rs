@@ -146,6 +146,7 @@ mod tests {
     fn checkpoint(at: u64) -> ServerMessage {
         ServerMessage::Checkpoint {
             samples_final: at,
+            resend_from: at,
             token: "t".into(),
         }
     }
