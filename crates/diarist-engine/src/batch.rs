@@ -2,9 +2,10 @@
 //! of workers, each with its own models, taking files from a shared queue, and an account of
 //! the run.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use diarist_audio::{AudioError, AudioStream, Shortfall};
@@ -12,18 +13,18 @@ use diarist_core::SAMPLE_RATE;
 
 use diarist_core::rttm::file_id;
 
-use crate::offline::{self, Diarization, Models};
+use crate::offline::{Diarization, Models, Plan, Shape, State};
 use crate::output::{Destination, OutputFormat, render};
+use crate::spans::{self, Span};
 use crate::{EngineConfig, EngineError};
 
-/// Worker threads for a batch of `jobs` items: the configuration's `offline.workers` (0: one per
-/// core), at least one and no more than there are jobs.
-pub fn workers(config: &EngineConfig, jobs: usize) -> usize {
-    let wanted = match config.offline.workers {
+/// Worker threads for a batch: the configuration's `offline.workers` (0: one per core), at
+/// least one. Every worker serves every file (a long recording is spread over all of them).
+pub fn workers(config: &EngineConfig) -> usize {
+    match config.offline.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
-    };
-    wanted.clamp(1, jobs.max(1))
+    }
 }
 
 /// A batch's inputs, each opened (its headers read) before any model loads.
@@ -137,7 +138,7 @@ where
         short,
         refused,
     } = checked;
-    let workers = workers(config, ready.len());
+    let workers = workers(config);
     let started = Instant::now();
     let files = ready.len() + refused.len();
     let failures = Mutex::new(
@@ -214,32 +215,140 @@ pub fn write_all(
     })
 }
 
-/// Diarizes `files` on `workers` threads and hands each outcome to `done` as soon as it is ready
-/// (from the worker's thread, in completion order). A worker whose models fail to load reports
-/// that error for every file it takes.
+/// Diarizes `files` on `workers` threads, each with its own models, and hands each outcome to
+/// `done` as soon as it is ready (in completion order). Up to `workers` files are read at once
+/// and cut into spans that any worker analyses, so one long recording runs on every worker, with
+/// the result one worker would give. When no worker's models load, every file fails with why.
 pub fn diarize_files<F>(config: &EngineConfig, files: &[PathBuf], workers: usize, done: F)
 where
     F: Fn(&Path, Result<Diarization, EngineError>) + Sync,
 {
+    let workers = workers.max(1);
+    let (jobs, queue) = flume::bounded::<Job>(workers);
+    let (loaded, shapes) = flume::unbounded();
     let next = AtomicUsize::new(0);
     let take = || files.get(next.fetch_add(1, Ordering::SeqCst));
     std::thread::scope(|scope| {
-        for _ in 0..workers.clamp(1, files.len().max(1)) {
-            scope.spawn(|| match Models::load(config) {
-                Ok(mut models) => {
-                    while let Some(f) = take() {
-                        done(f, offline::diarize_file(&mut models, &config.offline, f));
-                    }
-                }
-                Err(e) => {
-                    let reason = e.to_string();
-                    while let Some(f) = take() {
-                        done(f, Err(EngineError::ModelsUnavailable(reason.clone())));
-                    }
-                }
-            });
+        for _ in 0..workers {
+            let (queue, loaded) = (queue.clone(), loaded.clone());
+            scope.spawn(move || work(config, queue, loaded));
         }
+        drop((queue, loaded));
+        // The first worker whose models load tells the readers what the models are.
+        let shape = first_shape(&shapes);
+        std::thread::scope(|readers| {
+            for _ in 0..workers.min(files.len()) {
+                let (jobs, shape, done, take) = (&jobs, &shape, &done, &take);
+                readers.spawn(move || {
+                    while let Some(f) = take() {
+                        let result = match shape {
+                            Ok(shape) => read_file(config, shape, f, jobs),
+                            Err(why) => Err(EngineError::ModelsUnavailable(why.clone())),
+                        };
+                        done(f, result);
+                    }
+                });
+            }
+        });
+        // The readers are done: the queue closes and the workers end.
+        drop(jobs);
     });
+}
+
+/// Diarizes one recording on every worker ([`workers`]).
+pub fn diarize_one(config: &EngineConfig, file: &Path) -> Result<Diarization, EngineError> {
+    let result = Mutex::new(None);
+    diarize_files(config, &[file.to_path_buf()], workers(config), |_, r| {
+        *result.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+    });
+    (result.into_inner().unwrap_or_else(|p| p.into_inner()))
+        .unwrap_or_else(|| Err(EngineError::ModelsUnavailable("no worker ran".into())))
+}
+
+/// One span of one recording for any worker, and where its analysis goes.
+struct Job {
+    plan: Arc<Plan>,
+    span: Span,
+    reply: flume::Sender<(usize, Result<State, EngineError>)>,
+}
+
+/// A worker: loads its models (saying what they are, or why they failed), then analyses spans
+/// until the queue closes.
+fn work(
+    config: &EngineConfig,
+    queue: flume::Receiver<Job>,
+    loaded: flume::Sender<Result<Shape, String>>,
+) {
+    let mut models = match Models::load(config) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = loaded.send(Err(e.to_string()));
+            return;
+        }
+    };
+    let _ = loaded.send(Ok(models.shape()));
+    drop(loaded);
+    for job in queue.iter() {
+        let result = spans::analyse(&mut models, &job.plan, &job.span);
+        let _ = job.reply.send((job.span.index, result));
+    }
+}
+
+/// The first shape a worker reports, or the first failure when none loads.
+fn first_shape(shapes: &flume::Receiver<Result<Shape, String>>) -> Result<Shape, String> {
+    let mut failure = None;
+    for reported in shapes.iter() {
+        match reported {
+            Ok(shape) => return Ok(shape),
+            Err(why) => {
+                failure.get_or_insert(why);
+            }
+        }
+    }
+    Err(failure.unwrap_or_else(|| "no worker started".into()))
+}
+
+/// Reads `file`, queues its spans for the workers, and joins their analyses in order.
+fn read_file(
+    config: &EngineConfig,
+    shape: &Shape,
+    file: &Path,
+    jobs: &flume::Sender<Job>,
+) -> Result<Diarization, EngineError> {
+    let plan = Arc::new(Plan::new(shape, &config.offline)?);
+    let mut audio = AudioStream::open(file)?;
+    let (reply, replies) = flume::unbounded();
+    let mut queued = 0;
+    let total = spans::cut(
+        &plan,
+        |buf| audio.read(buf),
+        |span| {
+            queued += 1;
+            let job = Job {
+                plan: plan.clone(),
+                span,
+                reply: reply.clone(),
+            };
+            (jobs.send(job))
+                .map_err(|_| EngineError::ModelsUnavailable("every worker stopped".into()))
+        },
+    )?;
+    drop(reply);
+    let mut state = State::new(plan.dimension);
+    let (mut held, mut joined) = (BTreeMap::new(), 0);
+    for (index, analysed) in replies.iter().take(queued) {
+        held.insert(index, analysed);
+        while let Some(analysed) = held.remove(&joined) {
+            state.append(analysed?);
+            joined += 1;
+        }
+    }
+    if joined < queued {
+        return Err(EngineError::ModelsUnavailable(
+            "the workers stopped before every span was analysed".into(),
+        ));
+    }
+    Ok(state.finish(&plan, total))
 }
 
 #[cfg(test)]
@@ -257,11 +366,10 @@ mod tests {
     }
 
     #[test]
-    fn workers_are_bounded_by_the_jobs() {
-        assert_eq!(workers(&config(4), 2), 2);
-        assert_eq!(workers(&config(4), 0), 1);
-        assert_eq!(workers(&config(3), 10), 3);
-        assert!(workers(&config(0), 1000) >= 1);
+    fn workers_follow_the_configuration() {
+        assert_eq!(workers(&config(4)), 4);
+        assert_eq!(workers(&config(1)), 1);
+        assert!(workers(&config(0)) >= 1);
     }
 
     #[test]

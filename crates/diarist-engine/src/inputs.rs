@@ -45,6 +45,9 @@ pub enum InputsError {
         clashes(.0)
     )]
     SharedIds(BTreeMap<String, Vec<PathBuf>>),
+    /// A `--shard` that is not `K/N` with `0 <= K < N`.
+    #[error("`{0}` is not a shard: give K/N, the K-th (from 0) of N shards, with K < N")]
+    Shard(String),
 }
 
 /// "`id`: a, b; `id2`: c, d".
@@ -88,6 +91,87 @@ pub fn collect_inputs(
     }
     refuse_shared_ids(&walk.files)?;
     Ok(walk.files)
+}
+
+/// Reads a manifest: one input per line (a file or a directory, as on the command line), blank
+/// lines and lines starting with `#` skipped, surrounding spaces trimmed; a relative path is
+/// relative to the manifest's own directory, so the manifest can move with the archive.
+pub fn read_manifest(path: &Path) -> Result<Vec<PathBuf>, InputsError> {
+    let text = std::fs::read_to_string(path).map_err(|source| InputsError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let base = path.parent().unwrap_or(Path::new(""));
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| base.join(l))
+        .collect())
+}
+
+/// The `index`-th (from 0) of `count` shards of a batch: the inputs sorted by file id, every
+/// `count`-th from the `index`-th. Each input is in exactly one shard, the shards differ in size
+/// by at most one input, and the split depends only on the inputs (not their order), so every
+/// shard of a job must be given the same inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// Which shard, from 0.
+    pub index: usize,
+    /// How many shards.
+    pub count: usize,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = InputsError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || InputsError::Shard(s.to_string());
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let index = k.trim().parse().map_err(|_| bad())?;
+        let count = n.trim().parse().map_err(|_| bad())?;
+        if index >= count {
+            return Err(bad());
+        }
+        Ok(Self { index, count })
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl Shard {
+    /// This shard's inputs among `files` (whose file ids are distinct, as
+    /// [`collect_inputs`] leaves them), in their order.
+    pub fn select(&self, files: Vec<PathBuf>) -> Vec<PathBuf> {
+        let mut ids: Vec<String> = files.iter().map(|f| file_id(f)).collect();
+        ids.sort();
+        let mine: HashSet<&String> = ids.iter().skip(self.index).step_by(self.count).collect();
+        files
+            .into_iter()
+            .filter(|f| mine.contains(&file_id(f)))
+            .collect()
+    }
+}
+
+/// A batch's inputs: those `named` and those listed in a `manifest`, collected as
+/// [`collect_inputs`] does, and of them the `shard`'s; with how many there were in all.
+pub fn collect_batch(
+    named: &[PathBuf],
+    manifest: Option<&Path>,
+    shard: Option<Shard>,
+    revisit: impl FnMut(&Path, &Path),
+) -> Result<(Vec<PathBuf>, usize), InputsError> {
+    let mut inputs = named.to_vec();
+    if let Some(list) = manifest {
+        inputs.extend(read_manifest(list)?);
+    }
+    let files = collect_inputs(&inputs, revisit)?;
+    let all = files.len();
+    Ok((shard.map_or(files.clone(), |s| s.select(files)), all))
 }
 
 /// Whether `path` is named as an audio file.
@@ -256,6 +340,55 @@ mod tests {
         let canonical = std::fs::canonicalize(&dir).unwrap();
         assert_eq!(revisits, [(dir.join("b/loop"), canonical)]);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_manifest_lists_inputs_relative_to_itself() {
+        let dir = temp_dir("manifest");
+        let list = dir.join("list.txt");
+        std::fs::write(&list, "# the archive\n a/one.wav \n\n/abs/two.flac\nsub\n").unwrap();
+        let inputs = read_manifest(&list).unwrap();
+        assert_eq!(
+            inputs,
+            [
+                dir.join("a/one.wav"),
+                PathBuf::from("/abs/two.flac"),
+                dir.join("sub")
+            ]
+        );
+        assert!(matches!(
+            read_manifest(&dir.join("missing.txt")),
+            Err(InputsError::Read { .. })
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn every_input_is_in_exactly_one_shard_whatever_the_order() {
+        let files: Vec<PathBuf> = (0..103)
+            .map(|i| PathBuf::from(format!("d{}/rec{i:03}.wav", i % 7)))
+            .collect();
+        let mut reversed = files.clone();
+        reversed.reverse();
+        for count in [1, 2, 3, 8, 200] {
+            let mut seen = Vec::new();
+            for index in 0..count {
+                let shard: Shard = format!("{index}/{count}").parse().unwrap();
+                let part = shard.select(files.clone());
+                assert!(part.len().abs_diff(files.len() / count) <= 1, "{count}");
+                let mut again = shard.select(reversed.clone());
+                again.reverse();
+                assert_eq!(part, again, "the split does not depend on the order");
+                seen.extend(part);
+            }
+            seen.sort();
+            let mut all = files.clone();
+            all.sort();
+            assert_eq!(seen, all, "{count} shards");
+        }
+        for bad in ["3/3", "1", "a/2", "1/0", "-1/2", ""] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
     }
 
     #[test]

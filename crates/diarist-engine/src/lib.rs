@@ -12,6 +12,7 @@ pub mod offline;
 pub mod output;
 pub mod pool;
 pub mod source;
+mod spans;
 pub mod stats;
 pub mod stream;
 pub mod turns;

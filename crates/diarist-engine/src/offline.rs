@@ -23,7 +23,7 @@ use diarist_models::{
 };
 
 use crate::config::OfflineConfig;
-use crate::{EngineConfig, EngineError, frame_grid};
+use crate::{EngineConfig, EngineError, frame_grid, spans};
 
 /// The two models one worker runs.
 pub struct Models {
@@ -60,6 +60,27 @@ impl Models {
     }
 }
 
+/// What a plan needs to know of the models, for threads that hold none.
+#[derive(Debug, Clone)]
+pub struct Shape {
+    segmentation: ModelSpec,
+    features: Option<FrameGeometry>,
+    dimension: usize,
+    embed_min_samples: usize,
+}
+
+impl Models {
+    /// What a plan needs to know of these models.
+    pub fn shape(&self) -> Shape {
+        Shape {
+            segmentation: self.segmentation.spec().clone(),
+            features: self.embedding.feature_geometry(),
+            dimension: self.embedding.dimension(),
+            embed_min_samples: self.embedding.min_samples(),
+        }
+    }
+}
+
 /// Diarizes an audio file of any supported format.
 pub fn diarize_file(
     models: &mut Models,
@@ -89,10 +110,18 @@ pub struct Diarization {
 
 /// Settings resolved against the loaded models, in samples and frames.
 #[derive(Debug, Clone)]
-struct Plan {
-    window: usize,
-    step: usize,
-    grid: FrameGrid,
+pub(crate) struct Plan {
+    pub(crate) window: usize,
+    pub(crate) step: usize,
+    pub(crate) grid: FrameGrid,
+    /// Backbone feature frames of a split embedding model (`None`: not split).
+    pub(crate) features: Option<FrameGeometry>,
+    /// Embedding dimension.
+    pub(crate) dimension: usize,
+    /// Shortest audio the embedding model takes.
+    pub(crate) embed_min_samples: usize,
+    /// Shortest recording diarized (as one window of its own length).
+    pub(crate) min_samples: usize,
     speakers: usize,
     kind: ScoreKind,
     min_embed_frames: usize,
@@ -100,15 +129,17 @@ struct Plan {
     count: ClusterCount,
     min_cluster_size: usize,
     max_cluster_embeddings: usize,
-    block: usize,
+    /// Samples per backbone block (split models: a multiple of the feature step).
+    pub(crate) block: usize,
     reseg_context: usize,
     reseg_margin: f32,
     rules: TurnRules,
 }
 
 impl Plan {
-    fn new(models: &Models, cfg: &OfflineConfig) -> Result<Self, EngineError> {
-        let spec = models.segmentation.spec();
+    /// Resolves `cfg` against the models' `shape`.
+    pub(crate) fn new(shape: &Shape, cfg: &OfflineConfig) -> Result<Self, EngineError> {
+        let spec = &shape.segmentation;
         let out = &spec.manifest.output;
         let grid = frame_grid(spec.frames());
         let speakers = out.max_speakers.unwrap_or(0);
@@ -118,10 +149,19 @@ impl Plan {
         let step = (secs(cfg.step_secs) / grid.step).max(1) * grid.step;
         let frames_of = |s: f64| (secs(s) as f64 / grid.step as f64).round() as usize;
         let unbounded = |v: usize| if v == 0 { None } else { Some(v) };
+        // Split embedding models run their backbone once per block of audio; each block is
+        // extended by one feature frame so that consecutive blocks' frames tile the recording.
+        let block = shape.features.map_or(0, |g| {
+            (secs(cfg.embedding_block_secs) / g.step).max(1) * g.step
+        });
         Ok(Self {
             window,
             step,
             grid,
+            features: shape.features,
+            dimension: shape.dimension,
+            embed_min_samples: shape.embed_min_samples,
+            min_samples: spec.manifest.input.min_samples.max(shape.embed_min_samples),
             speakers,
             kind,
             min_embed_frames: frames_of(cfg.min_embedding_speech_secs).max(1),
@@ -134,7 +174,7 @@ impl Plan {
             },
             min_cluster_size: cfg.min_cluster_size.max(1),
             max_cluster_embeddings: cfg.max_cluster_embeddings,
-            block: secs(cfg.embedding_block_secs),
+            block,
             reseg_context: frames_of(cfg.resegment_context_secs),
             reseg_margin: cfg.resegment_margin,
             rules: TurnRules {
@@ -176,24 +216,17 @@ struct LocalEmbedding {
 }
 
 /// Backbone features of the stretch of the recording still needed, for split embedding models.
-struct FeatureBuffer {
+pub(crate) struct FeatureBuffer {
     /// Recording-wide index of the first stored frame.
-    first: usize,
+    pub(crate) first: usize,
     /// Stored frames, `[frames, dim]` row-major.
-    data: Vec<f32>,
-    dim: usize,
+    pub(crate) data: Vec<f32>,
+    pub(crate) dim: usize,
 }
 
 impl FeatureBuffer {
     fn frames(&self) -> usize {
         self.data.len().checked_div(self.dim).unwrap_or(0)
-    }
-
-    /// Drops frames before recording-wide frame `frame`.
-    fn drop_before(&mut self, frame: usize) {
-        let n = frame.saturating_sub(self.first).min(self.frames());
-        self.data.drain(..n * self.dim);
-        self.first += n;
     }
 }
 
@@ -207,172 +240,28 @@ struct ChunkSource {
 }
 
 /// Diarizes one recording read from `read`, which appends the next chunk of 16 kHz mono samples
-/// to its argument and returns how many it appended (0 at the end).
+/// to its argument and returns how many it appended (0 at the end), on these models alone.
+/// [`crate::batch::diarize_files`] spreads one recording over several workers, with the same
+/// result.
 pub fn diarize<E>(
     models: &mut Models,
     cfg: &OfflineConfig,
-    mut read: impl FnMut(&mut Vec<f32>) -> Result<usize, E>,
+    read: impl FnMut(&mut Vec<f32>) -> Result<usize, E>,
 ) -> Result<Diarization, EngineError>
 where
     EngineError: From<E>,
 {
-    let plan = Plan::new(models, cfg)?;
-    let mut state = State::new(models.embedding.dimension());
-    let features = models.embedding.feature_geometry();
-    // Split embedding models run their backbone once per block of audio; each block is extended by
-    // one feature frame so that consecutive blocks' frames tile the recording without a gap.
-    let block = features.map_or(0, |g| (plan.block / g.step).max(1) * g.step);
-    let min_embed = models.embedding.min_samples();
-    let mut feats = FeatureBuffer {
-        first: 0,
-        data: Vec::new(),
-        dim: 0,
-    };
-    let mut next_block = 0usize;
-    // `buf` holds samples from `buf_start` on; windows start at multiples of `plan.step`.
-    let mut buf: Vec<f32> =
-        Vec::with_capacity(plan.window + plan.step + block + SAMPLE_RATE as usize);
-    let mut buf_start = 0usize;
-    let mut next_start = 0usize;
-    let mut last_start: Option<usize> = None;
-    loop {
-        let eof = read(&mut buf)? == 0;
-        let end = buf_start + buf.len();
-        if let Some(g) = features {
-            let blocks = Blocks {
-                size: block,
-                geometry: g,
-                min_samples: min_embed,
-            };
-            next_block = blocks.run(models, &buf, buf_start, next_block, eof, &mut feats)?;
-        }
-        let ready = |start: usize| {
-            start + plan.window <= end
-                && (features.is_none() || eof || start + plan.window <= next_block)
-        };
-        while ready(next_start) {
-            let at = next_start - buf_start;
-            state.window(
-                models,
-                &plan,
-                next_start,
-                &buf[at..at + plan.window],
-                &feats,
-                false,
-            )?;
-            last_start = Some(next_start);
-            next_start += plan.step;
-            // Keep enough history for a final window aligned to the end of the recording.
-            let history = next_start.saturating_sub(plan.step + plan.grid.step);
-            if let Some(g) = features {
-                feats.drop_before(history / g.step);
-            }
-            // Split models also keep the audio of the block still to be run.
-            let keep_from = if features.is_some() {
-                history.min(next_block)
-            } else {
-                history
-            };
-            let keep_from = keep_from.max(buf_start);
-            buf.drain(..keep_from - buf_start);
-            buf_start = keep_from;
-        }
-        if eof {
-            break;
-        }
-    }
-    let total = buf_start + buf.len();
-    let tail = Tail {
-        buf: &buf,
-        buf_start,
-        last_start,
-    };
-    tail.diarize(models, &plan, &mut state, &feats)?;
+    let plan = Plan::new(&models.shape(), cfg)?;
+    let mut state = State::new(plan.dimension);
+    let total = spans::cut(&plan, read, |span| {
+        state.append(spans::analyse(models, &plan, &span)?);
+        Ok(())
+    })?;
     Ok(state.finish(&plan, total))
 }
 
-/// How a split embedding model's backbone runs over a recording: blocks of `size` samples,
-/// each extended by one feature frame so that consecutive blocks' frames tile the recording.
-struct Blocks {
-    size: usize,
-    geometry: FrameGeometry,
-    min_samples: usize,
-}
-
-impl Blocks {
-    /// Runs the backbone over every block from `next` on that `buf` (which holds the recording
-    /// from `buf_start` on) covers, all of what is left at the end (`eof`); appends the frames to
-    /// `feats` and returns where the next block starts.
-    fn run(
-        &self,
-        models: &mut Models,
-        buf: &[f32],
-        buf_start: usize,
-        mut next: usize,
-        eof: bool,
-        feats: &mut FeatureBuffer,
-    ) -> Result<usize, EngineError> {
-        let (g, block) = (self.geometry, self.size);
-        let end = buf_start + buf.len();
-        while next < end && (eof || next + block + g.length <= end) {
-            let stop = (next + block + g.length).min(end);
-            if stop - next >= self.min_samples {
-                let f = models
-                    .embedding
-                    .features(&buf[next - buf_start..stop - buf_start])?;
-                let keep = f.frames.min(block / g.step);
-                feats.dim = f.dimension;
-                feats.data.extend_from_slice(&f.data[..keep * f.dimension]);
-            }
-            next += block;
-        }
-        Ok(next)
-    }
-}
-
-/// The end of a recording: the audio kept in `buf` (from `buf_start` on), and the start of the
-/// last window diarized.
-struct Tail<'a> {
-    buf: &'a [f32],
-    buf_start: usize,
-    last_start: Option<usize>,
-}
-
-impl Tail<'_> {
-    /// Diarizes a last window ending at the recording's end, or, for a recording shorter than
-    /// one window, the recording as one window of its own length.
-    fn diarize(
-        &self,
-        models: &mut Models,
-        plan: &Plan,
-        state: &mut State,
-        feats: &FeatureBuffer,
-    ) -> Result<(), EngineError> {
-        let total = self.buf_start + self.buf.len();
-        let min_samples = models
-            .segmentation
-            .spec()
-            .manifest
-            .input
-            .min_samples
-            .max(models.embedding.min_samples());
-        if total >= plan.window {
-            // On the frame grid.
-            let start = (total - plan.window) / plan.grid.step * plan.grid.step;
-            if self.last_start.is_none_or(|s| start > s) && start >= self.buf_start {
-                let at = start - self.buf_start;
-                let audio = &self.buf[at..at + plan.window];
-                state.window(models, plan, start, audio, feats, true)?;
-            }
-        } else if total >= min_samples {
-            state.window(models, plan, 0, &self.buf[..total], feats, true)?;
-        }
-        Ok(())
-    }
-}
-
 /// Everything kept between windows.
-struct State {
+pub(crate) struct State {
     windows: Vec<PlacedWindow>,
     embeddings: EmbeddingMatrix,
     sources: Vec<LocalEmbedding>,
@@ -403,7 +292,7 @@ fn push_weights(
 }
 
 impl State {
-    fn new(dim: usize) -> Self {
+    pub(crate) fn new(dim: usize) -> Self {
         Self {
             windows: Vec::new(),
             embeddings: EmbeddingMatrix::new(dim),
@@ -414,8 +303,25 @@ impl State {
         }
     }
 
+    /// Appends the windows of `later`, which come after this state's.
+    pub(crate) fn append(&mut self, later: State) {
+        let offset = self.windows.len();
+        self.windows.extend(later.windows);
+        self.embeddings.data.extend(later.embeddings.data);
+        self.chunks.data.extend(later.chunks.data);
+        self.sources.extend(later.sources.into_iter().map(|mut e| {
+            e.window += offset;
+            e
+        }));
+        self.chunk_sources
+            .extend(later.chunk_sources.into_iter().map(|mut c| {
+                c.window += offset;
+                c
+            }));
+    }
+
     /// Segments and embeds the window starting at sample `start`.
-    fn window(
+    pub(crate) fn window(
         &mut self,
         models: &mut Models,
         plan: &Plan,
@@ -570,7 +476,7 @@ impl State {
     }
 
     /// Clusters the embeddings and rebuilds the recording's turns.
-    fn finish(mut self, plan: &Plan, total: usize) -> Diarization {
+    pub(crate) fn finish(mut self, plan: &Plan, total: usize) -> Diarization {
         let centroids = self.cluster(plan);
         let k = centroids.len();
         let frames = plan.grid.frames_covering(total);

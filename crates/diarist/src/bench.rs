@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use diarist_bench::Reference;
 
-use crate::diarize::collect_inputs;
+use crate::diarize::revisit;
 use crate::settings::{self, CommonArgs, OfflineArgs};
 
 /// Arguments of `diarist bench`.
@@ -59,7 +59,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     } else {
         args.inputs.clone()
     };
-    let files = collect_inputs(&inputs)?;
+    let files = diarist_engine::inputs::collect_inputs(&inputs, revisit)?;
     anyhow::ensure!(!files.is_empty(), "no audio files to benchmark");
     if !args.clients.is_empty() {
         let (server, _) = diarist_config::load_server(None)?;
@@ -74,7 +74,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let reference = args.reference.as_deref().map(Reference::read).transpose()?;
-    let workers = diarist_engine::batch::workers(&config.engine, files.len());
+    let workers = diarist_engine::batch::workers(&config.engine);
     if args.streams.is_empty() {
         diarist_bench::models::run(
             &config.engine,

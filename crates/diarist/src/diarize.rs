@@ -11,7 +11,7 @@ use diarist_config::Settings;
 use diarist_core::rttm::{file_id, to_rttm_turns};
 use diarist_core::transcript::Segment;
 use diarist_engine::batch::{self, Outcome};
-use diarist_engine::offline::{Models, diarize_file};
+use diarist_engine::inputs::{Shard, collect_batch};
 use diarist_engine::output::{Destination, OutputFormat, summary_json};
 use diarist_pii::transcript::{TranscriptFormat, attribute_redacted, read_transcript};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -37,8 +37,17 @@ pub enum Format {
 #[derive(clap::Args)]
 pub struct DiarizeArgs {
     /// Audio files, or directories searched recursively for audio files.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "manifest")]
     pub inputs: Vec<PathBuf>,
+    /// A file listing inputs, one per line (files or directories; relative to the list's
+    /// directory; blank lines and `#` comments skipped), in addition to any given here.
+    #[arg(long, value_name = "LIST")]
+    pub manifest: Option<PathBuf>,
+    /// Diarize only shard K of N (K from 0) of the inputs: a stable split in which every input
+    /// is in exactly one shard, for fanning a batch out over a scheduler's jobs (every job
+    /// given the same inputs and its own K).
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<Shard>,
     /// Directory for one output file per input; standard output when absent.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
@@ -48,7 +57,8 @@ pub struct DiarizeArgs {
     /// Skip inputs whose output file already exists (resume an interrupted batch).
     #[arg(long)]
     pub skip_existing: bool,
-    /// Files diarized in parallel (default: the configuration's workers, 0 = one per core).
+    /// Worker threads, each with its own models; a long recording is spread over all of them
+    /// (default: the configuration's workers, 0 = one per core).
     #[arg(long)]
     pub workers: Option<usize>,
     /// A recogniser's transcript of the one input (.stm, .srt, .vtt or .json): each segment is
@@ -67,19 +77,19 @@ pub struct DiarizeArgs {
     pub common: CommonArgs,
 }
 
-/// Lists the input files (`diarist_engine::inputs::collect_inputs`), saying which directories
-/// it does not walk again.
-pub fn collect_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
-    Ok(diarist_engine::inputs::collect_inputs(
-        inputs,
-        |dir, canonical| {
-            eprintln!(
-                "diarist: not walking {} again (it is {}, already walked)",
-                dir.display(),
-                canonical.display()
-            )
-        },
-    )?)
+/// Says that the directory `dir` is not walked again (it resolves to one already walked).
+pub fn revisit(dir: &Path, canonical: &Path) {
+    let (dir, canonical) = (dir.display(), canonical.display());
+    eprintln!("diarist: not walking {dir} again (it is {canonical}, already walked)");
+}
+
+/// The inputs of this run: those named and listed in the manifest, of the shard asked for.
+fn select_inputs(args: &DiarizeArgs) -> anyhow::Result<Vec<PathBuf>> {
+    let (files, all) = collect_batch(&args.inputs, args.manifest.as_deref(), args.shard, revisit)?;
+    if let Some(s) = args.shard {
+        eprintln!("diarist: shard {s}: {} of {all} inputs", files.len());
+    }
+    Ok(files)
 }
 
 /// Runs `diarist diarize`.
@@ -89,7 +99,7 @@ pub fn run(args: &DiarizeArgs) -> anyhow::Result<ExitCode> {
         config.engine.offline.workers = w;
     }
     args.pii.apply(&mut config);
-    let files = collect_inputs(&args.inputs)?;
+    let files = select_inputs(args)?;
     if let Some(dir) = &args.output {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -142,11 +152,7 @@ pub fn run(args: &DiarizeArgs) -> anyhow::Result<ExitCode> {
     for line in report.lines() {
         eprintln!("diarist: {line}");
     }
-    Ok(if report.failures.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(ExitCode::from(u8::from(!report.failures.is_empty())))
 }
 
 /// A progress bar over `len` files on a terminal, else a hidden one.
@@ -179,8 +185,7 @@ fn attribute(
             bail!("an attributed transcript is written as json, srt, vtt or text, not rttm")
         }
     };
-    let d = Models::load(&config.engine)
-        .and_then(|mut models| diarize_file(&mut models, &config.engine.offline, file))
+    let d = diarist_engine::batch::diarize_one(&config.engine, file)
         .with_context(|| format!("diarizing {}", file.display()))?;
     let mut tagger = (!keep_pii).then(|| config.load_tagger()).transpose()?;
     let (turns, fields) = (to_rttm_turns(&d.turns), summary_json(&file_id(file), &d));

@@ -103,11 +103,7 @@ pub fn run(args: &StreamArgs) -> anyhow::Result<ExitCode> {
     if args.live.stats {
         eprint!("{}", engine.stats().table());
     }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(ExitCode::from(u8::from(failed)))
 }
 
 /// Arguments of `diarist mic`.

@@ -607,3 +607,115 @@ fn inputs_that_would_write_the_same_output_are_refused_before_any_work() {
     }
     assert!(!out.exists(), "nothing is written");
 }
+
+/// The five 30 s recordings of the fixtures.
+fn fixture_recordings() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("audio-fixtures"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wav"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// The `.rttm` files of `dir` by name, with their text.
+fn outputs(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rttm"))
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read_to_string(&p).unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn a_long_recording_on_several_workers_gives_what_one_worker_gives() {
+    let dir = temp_dir("spread");
+    let mut audio = Vec::new();
+    for f in fixture_recordings() {
+        audio.extend(diarist_audio::decode_all(&f).unwrap());
+    }
+    let long = dir.join("long.wav");
+    write_wav(&long, &audio);
+    let run = |workers: &str| {
+        let o = diarist(&["diarize", "--workers", workers, long.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let one = run("1");
+    assert!(one.lines().count() > 20, "{one}");
+    assert_eq!(run("3"), one, "3 workers");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_manifest_fans_out_over_shards_and_a_killed_run_resumes() {
+    let dir = temp_dir("shards");
+    let files = fixture_recordings();
+    let manifest = dir.join("list.txt");
+    let lines: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    std::fs::write(&manifest, format!("# fixtures\n{}\n", lines.join("\n"))).unwrap();
+    let list = manifest.to_str().unwrap();
+    let whole = dir.join("whole");
+    let o = diarist(&["diarize", "--manifest", list, "-o", whole.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let expected = outputs(&whole);
+    assert_eq!(expected.len(), files.len());
+
+    // Two shards into one directory: every input written once, as the whole run wrote it.
+    let sharded = dir.join("sharded");
+    let mut sizes = Vec::new();
+    for k in ["0/2", "1/2"] {
+        let args = ["diarize", "--manifest", list, "--shard", k];
+        let o = diarist(&[&args[..], &["-o", sharded.to_str().unwrap()]].concat());
+        assert!(o.status.success(), "{}", stderr(&o));
+        let said = stderr(&o);
+        let line = said
+            .lines()
+            .find(|l| l.contains("shard"))
+            .unwrap_or_default();
+        assert!(line.contains(&format!("shard {k}:")), "{said}");
+        sizes.push(outputs(&sharded).len());
+    }
+    assert_eq!(sizes, [3, 5], "shard 0 takes 3 inputs, shard 1 the other 2");
+    assert_eq!(outputs(&sharded), expected);
+    let o = diarist(&["diarize", "--manifest", list, "--shard", "2/2"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("K/N"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Killed after its first output, then resumed: nothing done twice, everything once.
+    let resumed = dir.join("resumed");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_diarist"))
+        .args(["diarize", "--workers", "1", "--manifest", list, "-o"])
+        .arg(&resumed)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let began = Instant::now();
+    while (!resumed.exists() || outputs(&resumed).is_empty())
+        && began.elapsed() < Duration::from_secs(120)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let done = outputs(&resumed).len();
+    assert!(
+        (1..files.len()).contains(&done),
+        "{done} written before the kill"
+    );
+    let args = ["diarize", "--manifest", list, "--skip-existing", "-o"];
+    let o = diarist(&[&args[..], &[resumed.to_str().unwrap()]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let skipped = format!("({done} skipped as existing)");
+    assert!(stderr(&o).contains(&skipped), "{}", stderr(&o));
+    assert_eq!(outputs(&resumed), expected);
+    let _ = std::fs::remove_dir_all(&dir);
+}
