@@ -102,6 +102,19 @@ check(objs["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]["name"] == objs[
       "hpa.yaml: scaleTargetRef is not the Deployment")
 check(pod["metadata"]["annotations"].get("prometheus.io/port") == str(port), "deployment.yaml: scrape port")
 
+# The archive Job: indexed, and its --shard names its own index and completion count.
+job = objs["Job"]["spec"]
+args = job["template"]["spec"]["containers"][0]["args"]
+check(job["completionMode"] == "Indexed", "batch-job.yaml: completionMode is not Indexed")
+shard = args[args.index("--shard") + 1] if "--shard" in args else ""
+check(shard == f"$(DIARIST_SHARD)/{job['completions']}",
+      f"batch-job.yaml: --shard {shard!r} is not $(DIARIST_SHARD)/completions ({job['completions']})")
+env = {e["name"]: e.get("valueFrom", {}) for e in job["template"]["spec"]["containers"][0]["env"]}
+check(env.get("DIARIST_SHARD", {}).get("fieldRef", {}).get("fieldPath")
+      == "metadata.annotations['batch.kubernetes.io/job-completion-index']",
+      "batch-job.yaml: DIARIST_SHARD is not the job completion index")
+check("--skip-existing" in args, "batch-job.yaml: a retried pod does not resume (--skip-existing)")
+
 # Docker: what it copies is what tools/dist.sh makes; the instructions it must have.
 dist = pathlib.Path("tools/dist.sh").read_text()
 version = tomllib.loads(pathlib.Path("Cargo.toml").read_text())["workspace"]["package"]["version"]
