@@ -163,9 +163,73 @@ pub struct OnlineDiarizer {
     embeddings: usize,
     /// Stream length once finished.
     finished: Option<usize>,
-    /// Samples before this were reported elsewhere (a resumed stream's warm-up): no turn is
-    /// reported before it.
-    reported_until: usize,
+}
+
+/// Everything an online diarizer's later decisions depend on: with it, a diarizer in another
+/// stream that is given the same windows from then on gives the same final turns
+/// ([`OnlineDiarizer::state`], [`OnlineDiarizer::restore`]). Turns open at that point are
+/// reported again from `frontier` on.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DiarizerState {
+    /// Every speaker, in order: its name and the sum of its embeddings (its voiceprint's
+    /// direction, and how much has been heard of it).
+    pub speakers: Vec<SpeakerState>,
+    /// The first frame that is not final.
+    pub frontier: usize,
+    /// The tallies of the frames from `frontier` on.
+    pub frames: Vec<FrameState>,
+}
+
+impl DiarizerState {
+    /// Whether a diarizer of `dimension`-sized embeddings can take this state up: finite
+    /// voiceprints of that size, frames naming only its speakers.
+    pub fn check(&self, dimension: usize) -> Result<(), StateError> {
+        let n = self.speakers.len();
+        for s in &self.speakers {
+            if s.sum.len() != dimension || !s.sum.iter().all(|x| x.is_finite()) {
+                return Err(StateError::Voiceprint(s.name.clone(), dimension));
+            }
+        }
+        match (self.frames.iter().flat_map(|f| &f.speakers)).find(|(s, _)| *s >= n) {
+            Some(&(s, _)) => Err(StateError::Speaker(s, n)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// One speaker of a [`DiarizerState`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SpeakerState {
+    /// Its name in the stream.
+    pub name: String,
+    /// The sum of the embeddings assigned to it.
+    pub sum: Vec<f32>,
+}
+
+/// One frame's tally in a [`DiarizerState`]: summed window weights, weighted local speaker
+/// counts, and each speaker's weighted activity.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FrameState {
+    /// Sum of the weights of the windows that saw it.
+    pub weight: f32,
+    /// Weighted sum of their local speaker counts.
+    pub count: f32,
+    /// (speaker, weighted activity).
+    pub speakers: Vec<(usize, f32)>,
+}
+
+/// Why a [`DiarizerState`] cannot be restored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateError {
+    /// A voiceprint of another size than the embeddings, or not finite.
+    #[error("speaker `{0}` has a voiceprint that is not {1} finite values")]
+    Voiceprint(String, usize),
+    /// A frame names a speaker the state does not have.
+    #[error("a frame names speaker {0} of {1}")]
+    Speaker(usize, usize),
+    /// The diarizer has speakers already.
+    #[error("a state is restored into a diarizer with no speakers")]
+    NotEmpty,
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f32 {
@@ -205,7 +269,6 @@ impl OnlineDiarizer {
             taper,
             embeddings: 0,
             finished: None,
-            reported_until: 0,
         }
     }
 
@@ -237,10 +300,57 @@ impl OnlineDiarizer {
         self.speakers.iter().map(|s| normalised(&s.sum)).collect()
     }
 
-    /// Says that the audio before sample `at` was reported already (a resumed stream hears it
-    /// again as context): its frames shape the clustering but no turn is reported before it.
-    pub fn set_reported_until(&mut self, at: usize) {
-        self.reported_until = at;
+    /// Its state, its speakers named by `names` (in order; `S{n}` past their end).
+    pub fn state(&self, names: &[String]) -> DiarizerState {
+        let name = |i: usize| {
+            names
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| format!("S{}", i + 1))
+        };
+        DiarizerState {
+            speakers: (self.speakers.iter().enumerate())
+                .map(|(i, s)| SpeakerState {
+                    name: name(i),
+                    sum: s.sum.clone(),
+                })
+                .collect(),
+            frontier: self.frontier,
+            frames: (self.buffer.iter())
+                .map(|f| FrameState {
+                    weight: f.weight,
+                    count: f.count,
+                    speakers: f.speakers.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Takes up `state` (of `dimension`-sized embeddings) in a diarizer with no speakers yet:
+    /// its speakers (named), its frontier and its frames' tallies. Its next window must be the
+    /// one that followed the state's last.
+    pub fn restore(&mut self, state: &DiarizerState, dimension: usize) -> Result<(), StateError> {
+        if !self.speakers.is_empty() {
+            return Err(StateError::NotEmpty);
+        }
+        state.check(dimension)?;
+        let n = state.speakers.len();
+        self.speakers = (state.speakers.iter())
+            .map(|s| Speaker {
+                name: Some(s.name.clone()),
+                sum: s.sum.clone(),
+            })
+            .collect();
+        self.open = vec![None; n];
+        self.frontier = state.frontier;
+        self.buffer = (state.frames.iter())
+            .map(|f| FrameAcc {
+                weight: f.weight,
+                count: f.count,
+                speakers: f.speakers.clone(),
+            })
+            .collect();
+        Ok(())
     }
 
     /// Embeddings computed so far.
@@ -567,12 +677,6 @@ impl OnlineDiarizer {
             let next = match total {
                 Some(t) if g + 1 >= upto => t,
                 _ => clamp(self.frame_start(g + 1)),
-            };
-            // Frames reported elsewhere count as silence; a turn over the boundary starts there.
-            let (start, active) = if next <= self.reported_until {
-                (start, Vec::new())
-            } else {
-                (start.max(self.reported_until), active)
             };
             for (s, ext) in extended.iter_mut().enumerate() {
                 match (self.open[s], active.contains(&s)) {

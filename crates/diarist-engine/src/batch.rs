@@ -224,7 +224,9 @@ where
     F: Fn(&Path, Result<Diarization, EngineError>) + Sync,
 {
     let workers = workers.max(1);
-    let (jobs, queue) = flume::bounded::<Job>(workers);
+    // One span waits for a worker; the others are being analysed: memory does not grow with
+    // the recording.
+    let (jobs, queue) = flume::bounded::<Job>(1);
     let (loaded, shapes) = flume::unbounded();
     let next = AtomicUsize::new(0);
     let take = || files.get(next.fetch_add(1, Ordering::SeqCst));

@@ -17,10 +17,12 @@ use diarist_core::SAMPLE_RATE;
 use diarist_core::activity::{self, LocalActivity};
 use diarist_core::online::{OnlineDiarizer, WindowObservation};
 
+use crate::EngineError;
 use crate::pool::{PoolClient, ReplyTo, WindowOutput, WindowReply};
 use crate::stats::{Stage, Stats};
-use crate::stream::{Event, PhaseLease, StreamOptions, StreamPlan, Summary, TentativeTurn};
-use crate::{EngineError, Voiceprint};
+use crate::stream::{
+    Event, PhaseLease, ResumeState, StreamOptions, StreamPlan, Summary, TentativeTurn,
+};
 
 /// What a stream's thread owns besides its state.
 pub(crate) struct Driver {
@@ -131,16 +133,29 @@ struct State {
     last_run: Option<u64>,
     /// Whether to report a checkpoint after each window.
     checkpoints: bool,
+    /// Windows starting before this only warm the backbone up (a resumed stream's state holds
+    /// what they decided).
+    warm_until: u64,
 }
 
 impl State {
-    fn new(plan: &StreamPlan, reader: AudioReader, known: &[Voiceprint]) -> Self {
+    /// A stream's state: resumed from `options.resume` (a state that does not fit these models
+    /// is refused), with `options.known_speakers` enrolled.
+    fn new(
+        plan: &StreamPlan,
+        reader: AudioReader,
+        options: &StreamOptions,
+    ) -> Result<Self, EngineError> {
         let mut diarizer = OnlineDiarizer::new(plan.params.clone());
-        for v in known {
+        if let Some(r) = &options.resume {
+            (diarizer.restore(&r.diarizer, plan.info.dimension))
+                .map_err(|e| EngineError::Config(format!("the stream cannot resume: {e}")))?;
+        }
+        for v in &options.known_speakers {
             diarizer.enroll(&v.name, &v.embedding);
         }
         let (tx, replies) = mpsc::channel();
-        Self {
+        Ok(Self {
             reader,
             windower: Windower::new(plan.window, plan.hop, plan.context),
             diarizer,
@@ -167,8 +182,9 @@ impl State {
             },
             last_submitted: None,
             last_run: None,
-            checkpoints: false,
-        }
+            checkpoints: options.checkpoints,
+            warm_until: options.resume.as_ref().map_or(0, |r| r.next_window),
+        })
     }
 
     /// Marks the windows whose answers arrived; returns whether any did.
@@ -196,10 +212,7 @@ impl Driver {
         reader: AudioReader,
         options: StreamOptions,
     ) -> Result<Summary, EngineError> {
-        let mut st = State::new(&self.plan, reader, &options.known_speakers);
-        st.checkpoints = options.checkpoints;
-        st.diarizer
-            .set_reported_until(options.replayed_samples as usize);
+        let mut st = State::new(&self.plan, reader, &options)?;
         self.announce(&st.diarizer, &mut st.names);
         loop {
             if self.cancelled.load(Ordering::Relaxed) {
@@ -406,6 +419,9 @@ impl Driver {
         if let Some(f) = features {
             st.cache.update(from, w.backbone_at, w.whole, f);
         }
+        if w.start < st.warm_until {
+            return Ok(());
+        }
         let obs = WindowObservation {
             start: from,
             context_frames: context / grid.step,
@@ -430,7 +446,7 @@ impl Driver {
         let end = w.start + w.valid_samples as u64;
         self.emit(tentative_event(st, after, end));
         if st.checkpoints {
-            self.emit(checkpoint_event(st, after));
+            self.emit(checkpoint_event(st, after, w.start + plan.hop as u64));
         }
         self.stats.record_duration(Stage::Clustering, t.elapsed());
         Ok(())
@@ -532,16 +548,14 @@ impl Driver {
 }
 
 /// The stream's checkpoint at `samples_final`: its speakers' names and voiceprints.
-fn checkpoint_event(st: &State, samples_final: u64) -> Event {
-    let speakers = (st.names.iter().zip(st.diarizer.voiceprints()))
-        .map(|(name, embedding)| Voiceprint {
-            name: name.clone(),
-            embedding,
-        })
-        .collect();
+/// The checkpoint after a window, `next_window` being the start of the one after it.
+fn checkpoint_event(st: &State, samples_final: u64, next_window: u64) -> Event {
     Event::Checkpoint {
         samples_final,
-        speakers,
+        state: ResumeState {
+            next_window,
+            diarizer: st.diarizer.state(&st.names),
+        },
     }
 }
 

@@ -20,7 +20,7 @@ pub mod view;
 pub mod voiceprint;
 
 pub use config::{EngineConfig, StreamingConfig};
-pub use stream::{Engine, Event, Stream, StreamOptions, Summary, Voiceprint};
+pub use stream::{Engine, Event, ResumeState, Stream, StreamOptions, Summary, Voiceprint};
 pub use turns::FinalTurns;
 
 // The audio crate decodes to the core's time base.

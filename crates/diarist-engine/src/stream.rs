@@ -13,8 +13,8 @@ use std::thread::JoinHandle;
 
 use diarist_audio::{AudioWriter, audio_ring};
 use diarist_core::SAMPLE_RATE;
-use diarist_core::online::OnlineParams;
 pub use diarist_core::online::TurnStatus;
+use diarist_core::online::{DiarizerState, OnlineParams};
 use serde::{Deserialize, Serialize};
 
 use crate::driver::Driver;
@@ -24,6 +24,27 @@ use crate::{EngineConfig, EngineError, frame_grid};
 
 /// Why a wait on [`Stream::events`] with a timeout ended without an event.
 pub use flume::RecvTimeoutError;
+
+/// Where a stream left off, for another stream to go on from there ([`Event::Checkpoint`],
+/// [`StreamOptions::resume`]); positions in samples (and frames) from its stream's start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResumeState {
+    /// The start of the first window it had not diarized.
+    pub next_window: u64,
+    /// Its online diarizer's state, every speaker named.
+    pub diarizer: DiarizerState,
+}
+
+impl ResumeState {
+    /// The same state for a stream starting `by` samples later (a multiple of the frame step);
+    /// `None` when that moves it before that stream's start.
+    pub fn moved(mut self, by: i64, frame_step: usize) -> Option<Self> {
+        let frames = by / frame_step.max(1) as i64;
+        self.next_window = u64::try_from(self.next_window as i64 - by).ok()?;
+        self.diarizer.frontier = usize::try_from(self.diarizer.frontier as i64 - frames).ok()?;
+        Some(self)
+    }
+}
 
 /// An enrolled speaker: a name and an embedding of their voice (the embedding model's output).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,10 +73,11 @@ pub struct StreamOptions {
     pub backbone_phase: Option<usize>,
     /// Whether the stream reports [`Event::Checkpoint`]s (to resume it elsewhere).
     pub checkpoints: bool,
-    /// Samples at the start of the stream that an earlier stream reported already: a resumed
-    /// stream hears them again as warm-up (context for its first windows, voices to match) and
-    /// reports no turn before their end. See [`Engine::warmup_samples`].
-    pub replayed_samples: u64,
+    /// Where an earlier stream left off ([`Event::Checkpoint`]), in this stream's samples: its
+    /// audio from [`Engine::resume_from`] on is this stream's. The windows before the state's next
+    /// window only warm the models up; from it on, the stream decides as the earlier one would
+    /// have.
+    pub resume: Option<ResumeState>,
 }
 
 /// A provisional turn in the stretch that is not final yet.
@@ -135,14 +157,14 @@ pub enum Event {
         /// Samples lost.
         samples: u64,
     },
-    /// How far the stream is final, and every speaker's voiceprint so far: enough to resume the
-    /// stream in another one from `samples_final` (enrolling the voiceprints keeps the names).
+    /// How far the stream is final, and its state: enough to resume the stream in another one
+    /// (see [`StreamOptions::resume`]), whose speakers keep their names.
     /// Reported after each window when [`StreamOptions::checkpoints`] asks for it.
     Checkpoint {
         /// Samples final (every turn up to here has been reported).
         samples_final: u64,
-        /// Every speaker so far, by the name its turns carry.
-        speakers: Vec<Voiceprint>,
+        /// What another stream needs to go on from here.
+        state: ResumeState,
     },
     /// The stream has ended.
     Summary(Summary),
@@ -293,6 +315,7 @@ pub struct Stream {
     events: flume::Receiver<Event>,
     cancelled: Arc<AtomicBool>,
     thread: Option<JoinHandle<Result<Summary, EngineError>>>,
+    backbone_phase: usize,
 }
 
 impl Engine {
@@ -343,19 +366,24 @@ impl Engine {
         Ok(Self { plan, pool, phases })
     }
 
-    /// Where a stream resumed at `watermark` (final up to there) should hear its audio again
-    /// from: a window and its context earlier, so that the windows after the watermark have their
-    /// full context, and on the stream's grid of backbone runs (a multiple of its hop, or `hop_secs`
-    /// when given, times the windows per run), so that they are the very windows the stream
-    /// would have cut (16 kHz samples from the stream's start).
-    pub fn resume_from(&self, hop_secs: Option<f64>, watermark: u64) -> u64 {
+    /// Where a stream resumed at `next_window` (a [`ResumeState`]'s) should hear its audio again
+    /// from: far enough back that the windows before it warm up the backbone's features as they
+    /// were (a window and its context, and a backbone run's stride), on the stream's grid of
+    /// backbone runs (its hop, or `hop_secs` when given, times the windows per run), so that
+    /// its windows are the very windows the stream cut (16 kHz samples from the stream's start).
+    pub fn resume_from(&self, hop_secs: Option<f64>, next_window: u64) -> u64 {
         let mut plan = self.plan.clone();
         if let Some(h) = hop_secs.filter(|h| h.is_finite() && *h > 0.0) {
             plan.set_hop((h * SAMPLE_RATE as f64).min(plan.window as f64));
         }
         let stride = (plan.hop * plan.windows_per_run()).max(1) as u64;
-        let back = watermark.saturating_sub((plan.context + plan.window) as u64);
+        let back = next_window.saturating_sub((plan.context + plan.window) as u64 + stride);
         back / stride * stride
+    }
+
+    /// Samples per segmentation frame: positions in a [`ResumeState`] move by multiples of it.
+    pub fn frame_step(&self) -> usize {
+        self.plan.params.grid.step
     }
 
     /// How much audio a stream buffers ahead of its analysis (16 kHz samples).
@@ -379,6 +407,10 @@ impl Engine {
                     v.name
                 )));
             }
+        }
+        if let Some(r) = &options.resume {
+            (r.diarizer.check(dim))
+                .map_err(|e| EngineError::Config(format!("the stream cannot resume: {e}")))?;
         }
         let mut plan = self.plan.clone();
         if let Some(m) = options.max_speakers {
@@ -417,6 +449,7 @@ impl Engine {
         }
         let lease = PhaseLease::take(&self.phases, plan.windows_per_run(), options.backbone_phase);
         plan.backbone_phase = lease.phase;
+        let backbone_phase = lease.phase;
         let (writer, reader) = audio_ring(plan.buffer_samples());
         let (tx, rx) = flume::unbounded();
         let cancelled = Arc::new(AtomicBool::new(false));
@@ -438,12 +471,20 @@ impl Engine {
                 events: rx,
                 cancelled,
                 thread: Some(thread),
+                backbone_phase,
             },
         ))
     }
 }
 
 impl Stream {
+    /// Which window of every backbone run's windows runs the backbone for this stream (a
+    /// stream resumed elsewhere asks for the same, in [`StreamOptions::backbone_phase`], to
+    /// analyse its audio as this one would).
+    pub fn backbone_phase(&self) -> usize {
+        self.backbone_phase
+    }
+
     /// The stream's events, in order; the channel closes after the summary. It can be read
     /// from threads (`iter`, `recv`) and from async tasks (`recv_async`).
     pub fn events(&self) -> &flume::Receiver<Event> {

@@ -8,7 +8,7 @@ use diarist_core::der::{self, DerBreakdown};
 use diarist_core::rttm;
 use diarist_engine::source::{self, Pace};
 use diarist_engine::stream::TurnStatus;
-use diarist_engine::{Engine, EngineConfig, Event, StreamOptions, Summary};
+use diarist_engine::{Engine, EngineConfig, Event, ResumeState, StreamOptions, Summary};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -94,7 +94,7 @@ fn check_events(events: &[Event], summary: &Summary) -> Vec<rttm::Turn> {
             Event::Speaker { .. } => {}
             Event::Checkpoint {
                 samples_final,
-                speakers,
+                state,
             } => {
                 // Everything up to the watermark has been reported, so a resumed stream that
                 // starts there repeats nothing and misses nothing.
@@ -107,11 +107,14 @@ fn check_events(events: &[Event], summary: &Summary) -> Vec<rttm::Turn> {
                     .map(|t| t.end)
                     .chain(open.values().map(|o| o.1));
                 assert!(ends.into_iter().all(|end| end <= *samples_final), "{e:?}");
+                // The state names the speakers so far as the stream does, and fits the models.
+                let names: Vec<&String> = state.diarizer.speakers.iter().map(|s| &s.name).collect();
                 assert!(
-                    speakers
-                        .iter()
-                        .all(|v| v.embedding.iter().all(|x| x.is_finite()))
+                    summary.speakers.iter().zip(&names).all(|(a, b)| a == *b),
+                    "{e:?}"
                 );
+                assert!(state.diarizer.check(192).is_ok(), "{e:?}");
+                assert!(state.next_window > 0, "{e:?}");
             }
             Event::Summary(s) => assert_eq!(s, summary),
         }
@@ -292,4 +295,83 @@ fn empty_short_and_non_finite_streams_end_cleanly() {
     assert_eq!(summary.samples_in, 3300);
     let turns = check_events(&events, &summary);
     assert!(turns.is_empty(), "{turns:?}");
+}
+
+/// Streams `audio` from `from` on with `options`; its events and final turns (shifted by `from`).
+fn stream_from(
+    engine: &Engine,
+    audio: &[f32],
+    from: usize,
+    options: StreamOptions,
+) -> (Vec<Event>, Vec<rttm::Turn>) {
+    let (mut writer, stream) = engine.open(options).unwrap();
+    let tail = audio[from..].to_vec();
+    let source = std::thread::spawn(move || writer.push_wait(&tail).unwrap());
+    let events: Vec<Event> = stream.events().iter().collect();
+    let summary = stream.wait().unwrap();
+    source.join().unwrap();
+    let mut turns = check_events(&events, &summary);
+    for t in &mut turns {
+        t.start += from as u64;
+        t.end += from as u64;
+    }
+    (events, turns)
+}
+
+/// The final turns of `turns` clipped to `range` of samples.
+fn clip(turns: &[rttm::Turn], range: std::ops::Range<u64>) -> Vec<rttm::Turn> {
+    (turns.iter())
+        .filter(|t| t.end > range.start && t.start < range.end)
+        .map(|t| rttm::Turn {
+            start: t.start.max(range.start),
+            end: t.end.min(range.end),
+            ..t.clone()
+        })
+        .collect()
+}
+
+#[test]
+fn a_stream_resumed_from_a_checkpoint_continues_as_the_uninterrupted_one() {
+    let engine = Engine::start(&config()).unwrap();
+    let audio = diarist_audio::decode_all(&fixture("pyannote_sample.wav")).unwrap();
+    for phase in [0, 1] {
+        let options = StreamOptions {
+            backbone_phase: Some(phase),
+            checkpoints: true,
+            ..Default::default()
+        };
+        let (events, whole) = stream_from(&engine, &audio, 0, options.clone());
+        let checkpoints: Vec<(u64, ResumeState)> = (events.iter())
+            .filter_map(|e| match e {
+                Event::Checkpoint {
+                    samples_final,
+                    state,
+                } => Some((*samples_final, state.clone())),
+                _ => None,
+            })
+            .collect();
+        // Resumed at checkpoints through the recording, in both phases: the same final turns
+        // from the checkpoint on, to the sample (a turn open there starts again at it).
+        for at in [5.0, 9.0, 12.0, 14.0, 18.0, 22.0, 26.0] {
+            let (position, state) = (checkpoints.iter())
+                .find(|c| c.0 as f64 >= at * 16_000.0)
+                .cloned()
+                .unwrap();
+            let from = engine.resume_from(None, state.next_window);
+            let resumed = StreamOptions {
+                resume: state.moved(from as i64, engine.frame_step()),
+                ..options.clone()
+            };
+            let (_, after) = stream_from(&engine, &audio, from as usize, resumed);
+            let end = audio.len() as u64;
+            let (expected, got) = (clip(&whole, position..end), clip(&after, 0..end));
+            let apart = der::score(&expected, &got, None, 0).der();
+            assert!(
+                apart < 1e-9,
+                "phase {phase}, resumed at {:.2} s: {:.2} % apart from the uninterrupted stream",
+                position as f64 / 16_000.0,
+                100.0 * apart
+            );
+        }
+    }
 }

@@ -1,12 +1,13 @@
-//! Checkpoints: an opaque, signed token holding a session's position and its speakers' names and
-//! voiceprints, with which another instance of the fleet resumes the session (its voiceprints
-//! enrolled, its timestamps continued). The token is `base64url(payload).base64url(tag)`, the
-//! tag an HMAC-SHA256 of the payload under the key the fleet shares; a token signed with another
-//! key, or altered, is refused.
+//! Checkpoints: an opaque, signed token holding a session's position and its stream's state (its
+//! speakers' names and voiceprints, and the tallies of the frames not final yet), with which
+//! another instance of the fleet resumes the session where it was: the same decisions from there
+//! on, the same names, its timestamps continued. The token is `base64url(payload).base64url(tag)`,
+//! the tag an HMAC-SHA256 of the payload (JSON) under the key the fleet shares; a token signed
+//! with another key, or altered, is refused.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use diarist_engine::Voiceprint;
+use diarist_engine::ResumeState;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -22,8 +23,11 @@ pub struct Checkpoint {
     /// Where a resumed session's audio starts: some audio before `position` is heard again as
     /// warm-up (context for the windows after it).
     pub resend_from: u64,
-    /// Every speaker so far, by the name its turns carry.
-    pub speakers: Vec<Voiceprint>,
+    /// The stream's backbone phase, which the resumed stream takes too (so that it runs the
+    /// embedding backbone for the same windows).
+    pub backbone_phase: usize,
+    /// The stream's state, positions from the start of the client's audio.
+    pub state: ResumeState,
 }
 
 /// Why a token was refused.
@@ -46,14 +50,8 @@ struct Payload {
     v: u32,
     position: u64,
     resend_from: u64,
-    speakers: Vec<Speaker>,
-}
-
-/// A speaker in the payload: the voiceprint as little-endian `f32`s in base64url.
-#[derive(Serialize, Deserialize)]
-struct Speaker {
-    name: String,
-    voiceprint: String,
+    backbone_phase: usize,
+    state: ResumeState,
 }
 
 fn mac(key: &[u8]) -> Hmac<Sha256> {
@@ -63,22 +61,12 @@ fn mac(key: &[u8]) -> Hmac<Sha256> {
 impl Checkpoint {
     /// The token of this checkpoint signed with `key`.
     pub fn sign(&self, key: &[u8]) -> String {
-        let speakers = (self.speakers.iter())
-            .map(|v| Speaker {
-                name: v.name.clone(),
-                voiceprint: B64.encode(
-                    v.embedding
-                        .iter()
-                        .flat_map(|x| x.to_le_bytes())
-                        .collect::<Vec<u8>>(),
-                ),
-            })
-            .collect();
         let payload = Payload {
             v: VERSION,
             position: self.position,
             resend_from: self.resend_from,
-            speakers,
+            backbone_phase: self.backbone_phase,
+            state: self.state.clone(),
         };
         let body = serde_json::to_vec(&payload).expect("the payload serialises");
         let mut m = mac(key);
@@ -101,28 +89,14 @@ impl Checkpoint {
         if p.v != VERSION {
             return Err(CheckpointError::Version(p.v));
         }
-        let speakers = (p.speakers.into_iter())
-            .map(|s| {
-                let bytes = B64.decode(s.voiceprint).ok()?;
-                let embedding = (bytes.chunks_exact(4).len() * 4 == bytes.len()).then(|| {
-                    (bytes.chunks_exact(4))
-                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                        .collect()
-                })?;
-                Some(Voiceprint {
-                    name: s.name,
-                    embedding,
-                })
-            })
-            .collect::<Option<Vec<_>>>()
-            .ok_or(CheckpointError::Malformed)?;
-        if p.resend_from > p.position {
+        if p.resend_from > p.position || p.resend_from > p.state.next_window {
             return Err(CheckpointError::Malformed);
         }
         Ok(Self {
             position: p.position,
             resend_from: p.resend_from,
-            speakers,
+            backbone_phase: p.backbone_phase,
+            state: p.state,
         })
     }
 }
@@ -130,21 +104,34 @@ impl Checkpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use diarist_core::online::{DiarizerState, FrameState, SpeakerState};
 
     fn checkpoint() -> Checkpoint {
         Checkpoint {
             position: 123_456,
             resend_from: 27_456,
-            speakers: vec![
-                Voiceprint {
-                    name: "S1".into(),
-                    embedding: vec![0.5, -0.25, 1e-7, f32::MIN_POSITIVE],
+            backbone_phase: 1,
+            state: ResumeState {
+                next_window: 112_000,
+                diarizer: DiarizerState {
+                    speakers: vec![
+                        SpeakerState {
+                            name: "S1".into(),
+                            sum: vec![0.5, -0.25, 1e-7, f32::MIN_POSITIVE],
+                        },
+                        SpeakerState {
+                            name: "Ana".into(),
+                            sum: vec![0.0, 7.0, 0.0, 0.0],
+                        },
+                    ],
+                    frontier: 437,
+                    frames: vec![FrameState {
+                        weight: 1.5,
+                        count: 0.75,
+                        speakers: vec![(1, 0.7)],
+                    }],
                 },
-                Voiceprint {
-                    name: "Ana".into(),
-                    embedding: vec![0.0, 1.0, 0.0, 0.0],
-                },
-            ],
+            },
         }
     }
 

@@ -575,7 +575,7 @@ pub fn parse_start(text: &str) -> Result<Option<Start>, (ErrorCode, String)> {
             backbone_phase: None,
             checkpoints: checkpoint,
             // A resumed session's warm-up comes from its token (the session sets it).
-            replayed_samples: 0,
+            resume: None,
         },
         redact,
         resume,

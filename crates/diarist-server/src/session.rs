@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use diarist_audio::AudioWriter;
-use diarist_engine::{Event, FinalTurns, Stream, Voiceprint};
+use diarist_engine::{Event, FinalTurns, ResumeState, Stream};
 use diarist_pii::{PiiConfig, TaggerPool};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -327,14 +327,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         } = start;
         let base = match resume_from(&shared, resume.as_deref(), options.checkpoints) {
             Ok(Some(c)) => {
-                let known = std::mem::take(&mut options.known_speakers);
-                let own: Vec<_> = (known.into_iter())
-                    .filter(|k| c.speakers.iter().all(|s| s.name != k.name))
-                    .collect();
-                options.known_speakers = c.speakers.into_iter().chain(own).collect();
+                // The client's own known speakers that the checkpoint does not hold yet.
+                let held = &c.state.diarizer.speakers;
+                (options.known_speakers).retain(|k| held.iter().all(|s| s.name != k.name));
                 shared.metrics.session_resumed();
                 tracing::info!(session = id, position = c.position, "resuming a session");
-                options.replayed_samples = c.position - c.resend_from;
+                let step = shared.engine.frame_step();
+                options.resume = c.state.moved(c.resend_from as i64, step);
+                options.backbone_phase = Some(c.backbone_phase);
                 c.resend_from
             }
             Ok(None) => 0,
@@ -510,10 +510,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
         if let Event::Checkpoint {
             samples_final,
-            speakers,
+            state,
         } = e
         {
-            self.send_checkpoint(samples_final, speakers).await;
+            self.send_checkpoint(samples_final, state).await;
             return false;
         }
         // A server never pushes live audio, so there is no overload; the summary is `end`.
@@ -660,9 +660,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
     }
 
-    /// Sends a `checkpoint` at `samples_final` (this session's) with `speakers`, unless one
-    /// went out less than `checkpoint_interval_secs` ago.
-    async fn send_checkpoint(&mut self, samples_final: u64, speakers: Vec<Voiceprint>) {
+    /// Sends a `checkpoint` at `samples_final` with the stream's `state` (this session's
+    /// positions), unless one went out less than `checkpoint_interval_secs` ago.
+    async fn send_checkpoint(&mut self, samples_final: u64, state: ResumeState) {
         let now = Instant::now();
         if self.next_checkpoint.is_none_or(|at| now < at) {
             return;
@@ -671,12 +671,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         self.next_checkpoint = Some(now + every);
         let position = self.base + samples_final;
         let engine = &self.shared.engine;
-        let resend_from = self.base + engine.resume_from(self.hop_secs, samples_final);
+        let resend_from = self.base + engine.resume_from(self.hop_secs, state.next_window);
+        let Some(state) = state.moved(-(self.base as i64), engine.frame_step()) else {
+            return;
+        };
         let key = self.shared.config.checkpoint_key.as_bytes();
         let checkpoint = Checkpoint {
             position,
             resend_from,
-            speakers,
+            backbone_phase: self.stream.backbone_phase(),
+            state,
         };
         let msg = ServerMessage::Checkpoint {
             samples_final: position,

@@ -22,7 +22,7 @@ use std::fmt::Write as _;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -42,6 +42,7 @@ const FIXTURES: [&str; 3] = ["pyannote_sample", "ami_dev00", "ami_trn09"];
 /// A resumed run's DER may exceed the uninterrupted run's by this much (a generous bound).
 const DER_MARGIN: f64 = 0.10;
 
+/// The repository's root.
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -52,16 +53,19 @@ struct Proc {
 }
 
 impl Proc {
+    /// Its process id, as text.
     fn pid(&self) -> String {
         self.child.id().to_string()
     }
 
+    /// Its exit status, once it has exited.
     fn exited(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().expect("waiting for a child process")
     }
 }
 
 impl Drop for Proc {
+    /// Kills the process and reaps it.
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -145,6 +149,7 @@ fn free_port() -> u16 {
     panic!("no port free on 127.0.0.2, 127.0.0.3 and 127.0.0.4");
 }
 
+/// A port free on 127.0.0.1.
 fn free_local_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1");
     l.local_addr().unwrap().port()
@@ -156,6 +161,7 @@ struct Fixture {
     uem: Vec<(u64, u64)>,
 }
 
+/// Reads the reference RTTM and UEM of fixture `id`.
 fn load_fixture(id: &str) -> Fixture {
     let dir = root().join("audio-fixtures");
     let reference = rttm::parse(&fs::read_to_string(dir.join(format!("{id}.rttm"))).unwrap())
@@ -181,18 +187,23 @@ struct Outcome {
 }
 
 impl Outcome {
+    /// A number of the finished line (0 when it is missing).
     fn field(&self, name: &str) -> u64 {
         (self.finished.as_ref()).map_or(0, |f| f[name].as_u64().unwrap_or(0))
     }
+    /// The samples the client sent.
     fn sent(&self) -> u64 {
         self.field("samples_sent")
     }
+    /// The samples the server made final.
     fn fin(&self) -> u64 {
         self.field("samples_final")
     }
+    /// The samples the server lost, over every session of the run.
     fn lost(&self) -> u64 {
         (self.finished.as_ref()).map_or(0, |f| f["totals"]["samples_lost"].as_u64().unwrap_or(0))
     }
+    /// How long each resume took, in seconds.
     fn resumes(&self) -> Vec<f64> {
         (self.finished.as_ref())
             .and_then(|f| f["resumes"].as_array().cloned())
@@ -201,6 +212,7 @@ impl Outcome {
             .filter_map(Value::as_f64)
             .collect()
     }
+    /// The speakers of the client's RTTM.
     fn speakers(&self) -> BTreeSet<String> {
         self.turns.iter().map(|t| t.speaker.clone()).collect()
     }
@@ -208,12 +220,12 @@ impl Outcome {
     fn messages(&self) -> impl Iterator<Item = Value> + '_ {
         (self.stdout.lines()).filter_map(|l| serde_json::from_str::<Value>(l).ok())
     }
+    /// Whether the server sent an error with `code`.
     fn got_error(&self, code: &str) -> bool {
         self.messages()
             .any(|m| m["type"] == "error" && m["code"] == code)
     }
-    /// The watermark each resumed session started from: the last checkpoint before each `ready`
-    /// after the first.
+    /// The watermark each resumed session started from: the last checkpoint before a later `ready`.
     fn resume_points(&self) -> Vec<u64> {
         let (mut readies, mut watermark, mut points) = (0, 0, Vec::new());
         for m in self.messages() {
@@ -269,6 +281,7 @@ struct ClientRow {
 }
 
 impl Client {
+    /// How the client ended; panics before it has.
     fn outcome(&self) -> &Outcome {
         self.outcome.as_ref().expect("the client has finished")
     }
@@ -291,10 +304,12 @@ struct Fleet {
 }
 
 impl Fleet {
+    /// Instance `i`'s address.
     fn addr(&self, i: usize) -> String {
         format!("{}:{}", HOSTS[i], self.port)
     }
 
+    /// Starts instance `i`, appending to its log.
     fn start_server(&mut self, i: usize) {
         let log = OpenOptions::new()
             .create(true)
@@ -341,14 +356,20 @@ impl Fleet {
         t.elapsed().as_secs_f64()
     }
 
+    /// The last `n` lines of instance `i`'s log.
     fn log_tail(&self, i: usize, n: usize) -> String {
         let log = fs::read_to_string(self.dir.join(format!("serve-{}.log", HOSTS[i])))
             .unwrap_or_default();
         tail(&log, n)
     }
 
-    /// The log records of instance `i` whose message contains one of `words`, as
-    /// `time message {fields}`.
+    /// The last `n` lines of HAProxy's log.
+    fn haproxy_log_tail(&self, n: usize) -> String {
+        let log = fs::read_to_string(self.dir.join("haproxy.log")).unwrap_or_default();
+        tail(&log, n)
+    }
+
+    /// Instance `i`'s log records whose message has one of `words`, as `time message {fields}`.
     fn log_records(&self, i: usize, words: &[&str]) -> Vec<String> {
         let log = fs::read_to_string(self.dir.join(format!("serve-{}.log", HOSTS[i])))
             .unwrap_or_default();
@@ -366,6 +387,7 @@ impl Fleet {
             .collect()
     }
 
+    /// Instance `i`'s /metrics body, when it answers 200.
     fn metrics(&mut self, i: usize) -> Option<String> {
         let (status, body) = http_get(&self.addr(i), "/metrics")?;
         (status == 200).then_some(body)
@@ -383,8 +405,7 @@ impl Fleet {
         a
     }
 
-    /// Sessions (and resumed sessions) each instance has started since the fleet began, over
-    /// its restarts.
+    /// Sessions (and resumed ones) each instance has started since the fleet began, over restarts.
     fn totals(&mut self) -> [(u64, u64); 3] {
         for i in 0..3 {
             if let Some(m) = self.metrics(i) {
@@ -448,6 +469,7 @@ impl Fleet {
         Some(t.elapsed().as_secs_f64())
     }
 
+    /// Starts a real-time client streaming `fixture` through the balancer.
     fn client(&mut self, label: &str, fixture: &'static str, resume: bool) -> Client {
         self.clients += 1;
         let base = self.dir.join(format!("{:02}-{label}", self.clients));
@@ -526,6 +548,7 @@ struct Checks {
 }
 
 impl Checks {
+    /// Prints and keeps the check `what`: whether it passed.
     fn check(&mut self, ok: bool, what: impl Into<String>) -> bool {
         let what = what.into();
         if ok {
@@ -544,14 +567,17 @@ fn tail(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// The DER of `hyp` against `reference` within `uem`, with no collar.
 fn der_of(reference: &[rttm::Turn], hyp: &[rttm::Turn], uem: &[(u64, u64)]) -> f64 {
     der::score(reference, hyp, Some(uem), 0).der()
 }
 
+/// A fraction as a percentage, or `-`.
 fn pct(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{:.2} %", 100.0 * v))
 }
 
+/// Durations as `1.00, 2.00 s`, or `-`.
 fn secs_list(v: &[f64]) -> String {
     if v.is_empty() {
         "-".into()
@@ -606,12 +632,14 @@ struct Row {
     der: String,
 }
 
+/// The samples sent, final and lost of `rows`, summed.
 fn summarise(rows: &[ClientRow]) -> (u64, u64, u64) {
     rows.iter().fold((0, 0, 0), |(s, f, l), r| {
         (s + r.sent, f + r.fin, l + r.lost)
     })
 }
 
+/// The sessions (and resumed ones) each instance started between `before` and `after`.
 fn per_instance(before: [(u64, u64); 3], after: [(u64, u64); 3]) -> String {
     let v: Vec<String> = (0..3)
         .map(|i| {
@@ -626,16 +654,9 @@ fn per_instance(before: [(u64, u64); 3], after: [(u64, u64); 3]) -> String {
     v.join(" / ")
 }
 
-#[test]
-fn a_fleet_behind_haproxy_spreads_drains_and_survives_a_crash() {
-    let began = Instant::now();
-    let end = began + WHOLE_TEST;
-    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    let dir = tmp.join(format!("fleet-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-
-    let haproxy_version = match Command::new("haproxy").arg("-v").output() {
+/// The first line of `haproxy -v`; panics when HAProxy is not installed.
+fn haproxy_version() -> String {
+    match Command::new("haproxy").arg("-v").output() {
         Ok(o) => String::from_utf8_lossy(&o.stdout)
             .lines()
             .next()
@@ -646,8 +667,11 @@ fn a_fleet_behind_haproxy_spreads_drains_and_survives_a_crash() {
              deploy/haproxy/haproxy.cfg; `make setup` (tools/setup.sh) installs it"
         ),
         Err(e) => panic!("running haproxy -v: {e}"),
-    };
+    }
+}
 
+/// Writes the instances' server and engine configuration into `dir`.
+fn write_configs(dir: &Path) {
     fs::write(
         dir.join("server.toml"),
         format!(
@@ -660,605 +684,773 @@ fn a_fleet_behind_haproxy_spreads_drains_and_survives_a_crash() {
     .unwrap();
     // One inference worker per instance: three instances share the machine's cores.
     fs::write(dir.join("diarist.toml"), "[streaming]\nworkers = 1\n").unwrap();
+}
 
-    let fixtures: BTreeMap<&str, Fixture> =
-        FIXTURES.iter().map(|f| (*f, load_fixture(f))).collect();
-    let port = free_port();
-    let (lb_port, stats_port) = (free_local_port(), free_local_port());
-    let mut fleet = Fleet {
-        dir: dir.clone(),
-        port,
-        lb: format!("127.0.0.1:{lb_port}"),
-        stats: format!("127.0.0.1:{stats_port}"),
-        end,
-        servers: vec![None, None, None],
-        carried: [(0, 0); 3],
-        last: [(0, 0); 3],
-        haproxy: None,
-        clients: 0,
-    };
-    let mut checks = Checks::default();
-    let mut rows: Vec<Row> = Vec::new();
-    let mut details = String::new();
+/// What scenario 2 saw of the draining instance, each time counted from the SIGTERM.
+struct Drain {
+    victim: usize,
+    /// The sessions it held at the SIGTERM.
+    sessions: u64,
+    /// When its /readyz answered 503, and the answer.
+    not_ready: Option<(f64, String)>,
+    /// When HAProxy had it DOWN.
+    out_of_rotation: Option<f64>,
+    exit: Option<ExitStatus>,
+    /// When it exited.
+    secs: Option<f64>,
+    /// Its log records about the drain.
+    log: Vec<String>,
+}
 
-    for i in 0..3 {
-        fleet.start_server(i);
+/// The state the steps of the test share: the fleet, the checks, and what the report is made of.
+struct Run {
+    began: Instant,
+    /// Every wait ends by then.
+    end: Instant,
+    /// Cargo's temporary folder for integration tests (`target/tmp`).
+    tmp: PathBuf,
+    /// The fleet's configuration, logs and client output.
+    dir: PathBuf,
+    haproxy_version: String,
+    fixtures: BTreeMap<&'static str, Fixture>,
+    fleet: Fleet,
+    checks: Checks,
+    /// The summary's lines, one per scenario.
+    rows: Vec<Row>,
+    /// Every client's row, in the order the clients ran.
+    client_rows: Vec<ClientRow>,
+    /// The report's notes.
+    details: String,
+    /// The first uninterrupted run of each recording in scenario 1: its turns and its DER.
+    /// Every uninterrupted run of scenario 1, by recording: its final turns and DER.
+    baseline: BTreeMap<&'static str, Vec<(Vec<rttm::Turn>, f64)>>,
+}
+
+impl Run {
+    /// Creates the test's folder and configuration, then starts the instances and HAProxy.
+    fn set_up() -> Run {
+        let began = Instant::now();
+        let end = began + WHOLE_TEST;
+        let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let dir = tmp.join(format!("fleet-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let haproxy_version = haproxy_version();
+        write_configs(&dir);
+        let fixtures = FIXTURES.iter().map(|f| (*f, load_fixture(f))).collect();
+        let port = free_port();
+        let (lb_port, stats_port) = (free_local_port(), free_local_port());
+        let fleet = Fleet {
+            dir: dir.clone(),
+            port,
+            lb: format!("127.0.0.1:{lb_port}"),
+            stats: format!("127.0.0.1:{stats_port}"),
+            end,
+            servers: vec![None, None, None],
+            carried: [(0, 0); 3],
+            last: [(0, 0); 3],
+            haproxy: None,
+            clients: 0,
+        };
+        let mut run = Run {
+            began,
+            end,
+            tmp,
+            dir,
+            haproxy_version,
+            fixtures,
+            fleet,
+            checks: Checks::default(),
+            rows: Vec::new(),
+            client_rows: Vec::new(),
+            details: String::new(),
+            baseline: BTreeMap::new(),
+        };
+        run.start_instances();
+        run.start_haproxy();
+        run
     }
-    let mut startup = Vec::new();
-    for i in 0..3 {
-        startup.push(fleet.wait_ready(i));
-    }
-    println!(
-        "fleet: diarist serve on {} (ready in {})",
-        (0..3).map(|i| fleet.addr(i)).collect::<Vec<_>>().join(", "),
-        secs_list(&startup)
-    );
 
-    let lb_log = File::create(dir.join("haproxy.log")).unwrap();
-    let child = Command::new("haproxy")
-        .arg("-db")
-        .arg("-f")
-        .arg(root().join("deploy/haproxy/haproxy.cfg"))
-        .env("DIARIST_LB_BIND", &fleet.lb)
-        .env("DIARIST_LB_STATS_BIND", &fleet.stats)
-        .env("DIARIST_BACKEND_1", fleet.addr(0))
-        .env("DIARIST_BACKEND_2", fleet.addr(1))
-        .env("DIARIST_BACKEND_3", fleet.addr(2))
-        .stdin(Stdio::null())
-        .stdout(lb_log.try_clone().unwrap())
-        .stderr(lb_log)
-        .spawn()
-        .expect("starting haproxy");
-    fleet.haproxy = Some(Proc { child });
-    let up = poll(end, Duration::from_secs(20), || {
-        if let Some(s) = fleet.haproxy.as_mut().and_then(Proc::exited) {
-            panic!(
-                "haproxy exited with {s}: {}",
-                tail(
-                    &fs::read_to_string(dir.join("haproxy.log")).unwrap_or_default(),
-                    30
-                )
-            );
+    /// Starts the three instances and waits until each answers /readyz 200.
+    fn start_instances(&mut self) {
+        for i in 0..3 {
+            self.fleet.start_server(i);
         }
-        let all_up = fleet.lb_states()?.iter().all(|s| s == "UP");
-        (all_up && http_get(&fleet.lb, "/readyz")?.0 == 200).then_some(())
-    });
-    assert!(
-        up.is_some(),
-        "HAProxy on {} never had the three instances UP: {:?}\n{}",
-        fleet.lb,
-        fleet.lb_states(),
-        tail(
-            &fs::read_to_string(dir.join("haproxy.log")).unwrap_or_default(),
-            30
-        )
-    );
-    println!(
-        "fleet: {haproxy_version} on {} (stats {}), all three instances UP after {:.1} s",
-        fleet.lb,
-        fleet.stats,
-        began.elapsed().as_secs_f64()
-    );
-
-    // ---------------------------------------------------------------------------------------
-    // 1. spread: six clients fill the six slots; a seventh is busy.
-    println!("\n[1] spread: 6 real-time clients for 3 × {MAX_SESSIONS} slots, then a 7th");
-    let t1 = Instant::now();
-    let before = fleet.totals();
-    let mut spread: Vec<Client> = (0..6)
-        .map(|k| fleet.client(&format!("spread{k}"), FIXTURES[k % 3], true))
-        .collect();
-    let mut peak = [0; 3];
-    let all_in = poll(end, Duration::from_secs(20), || {
-        peak = fleet.active();
-        (peak.iter().sum::<u64>() == 6).then_some(())
-    });
-    checks.check(
-        all_in.is_some() && peak == [2, 2, 2],
-        format!("six sessions active, 2 on each instance (diarist_sessions_active {peak:?})"),
-    );
-    let mut busy = fleet.client("spread-7th", FIXTURES[0], false);
-    fleet.finish(&mut busy, Duration::from_secs(20));
-    let o = busy.outcome();
-    let busy_secs = o.secs;
-    checks.check(
-        o.code.is_some_and(|c| c != 0) && o.stderr.contains("busy") && o.secs < 10.0,
-        format!(
-            "a 7th client (no --resume) is refused as busy promptly ({})",
-            o.describe()
-        ),
-    );
-    let refused_full: f64 = (0..3)
-        .filter_map(|i| fleet.metrics(i))
-        .filter_map(|m| metric_value(&m, "diarist_connections_refused_total{reason=\"full\"}"))
-        .sum();
-    let mut spread_rows = Vec::new();
-    let mut baseline: BTreeMap<&str, (Vec<rttm::Turn>, f64)> = BTreeMap::new();
-    for c in &mut spread {
-        fleet.finish(c, Duration::from_secs(75));
-        let o = c.outcome();
-        let row = check_complete(&mut checks, c, o, &fixtures[c.fixture]);
-        checks.check(
-            row.resumes.is_empty(),
-            format!("{}: uninterrupted (resumes {:?})", c.label, row.resumes),
+        let mut startup = Vec::new();
+        for i in 0..3 {
+            startup.push(self.fleet.wait_ready(i));
+        }
+        println!(
+            "fleet: diarist serve on {} (ready in {})",
+            (0..3)
+                .map(|i| self.fleet.addr(i))
+                .collect::<Vec<_>>()
+                .join(", "),
+            secs_list(&startup)
         );
-        if let (Some(d), true) = (row.der, row.resumes.is_empty() && row.code == Some(0)) {
-            baseline.entry(c.fixture).or_insert((o.turns.clone(), d));
-        }
-        spread_rows.push(row);
     }
-    // Two uninterrupted runs of each recording: the same speakers (the resumed runs below are
-    // compared with the first).
-    for f in FIXTURES {
-        let runs: Vec<&ClientRow> = spread_rows.iter().filter(|r| r.fixture == f).collect();
-        if runs.len() == 2 {
-            checks.check(
-                runs[0].speakers.len() == runs[1].speakers.len(),
-                format!(
-                    "{f}: two uninterrupted runs find as many speakers ({:?}, {:?}; DER {}, {})",
-                    runs[0].speakers,
-                    runs[1].speakers,
-                    pct(runs[0].der),
-                    pct(runs[1].der)
-                ),
-            );
-        }
-    }
-    let after = fleet.totals();
-    let (s, f, l) = summarise(&spread_rows);
-    rows.push(Row {
-        scenario: "1 spread",
-        sessions: format!(
-            "{} (peak active {}/{}/{}); 7th busy in {busy_secs:.2} s, {refused_full} refused as full",
-            per_instance(before, after),
-            peak[0],
-            peak[1],
-            peak[2]
-        ),
-        sent: s,
-        fin: f,
-        lost: l,
-        drain: "-".into(),
-        resumes: "-".into(),
-        der: (FIXTURES.iter())
-            .map(|f| format!("{f} {}", pct(baseline.get(f).map(|b| b.1))))
-            .collect::<Vec<_>>()
-            .join(", "),
-    });
-    println!("[1] took {:.1} s", t1.elapsed().as_secs_f64());
 
-    // ---------------------------------------------------------------------------------------
-    // 2. drain: SIGTERM to an instance holding a session.
-    println!("\n[2] drain: SIGTERM to an instance holding a session");
-    let t2 = Instant::now();
-    checks.check(
-        fleet.wait_lb(None, "UP", Duration::from_secs(15)).is_some(),
-        format!(
-            "HAProxy has every instance UP again ({:?})",
-            fleet.lb_states()
-        ),
-    );
-    let before = fleet.totals();
-    let mut drain_clients = vec![
-        fleet.client("drain0", FIXTURES[0], true),
-        fleet.client("drain1", FIXTURES[1], true),
-    ];
-    let mut act = [0; 3];
-    let in2 = poll(end, Duration::from_secs(15), || {
-        act = fleet.active();
-        (act.iter().sum::<u64>() == 2).then_some(())
-    });
-    checks.check(in2.is_some(), format!("two sessions active ({act:?})"));
-    std::thread::sleep(Duration::from_secs(3).saturating_sub(t2.elapsed()));
-    let act = fleet.active();
-    let victim = (0..3).max_by_key(|&i| (act[i], 3 - i)).unwrap();
-    let victim_sessions = act[victim];
-    let victim_total = fleet.totals()[victim].0;
-    println!(
-        "  sessions active {act:?}: SIGTERM to {} (pid {})",
-        fleet.addr(victim),
-        fleet.servers[victim].as_ref().unwrap().pid()
-    );
-    let sigterm = Instant::now();
-    let killed = Command::new("kill")
-        .args(["-TERM", &fleet.servers[victim].as_ref().unwrap().pid()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let victim_addr = fleet.addr(victim);
-    let not_ready = poll(end, Duration::from_secs(3), || {
-        let (s, body) = http_get(&victim_addr, "/readyz")?;
-        (s == 503).then(|| (sigterm.elapsed().as_secs_f64(), body))
-    });
-    checks.check(
-        not_ready.as_ref().is_some_and(|(t, _)| *t < 1.0),
-        format!(
-            "its /readyz answers 503 at once ({:?})",
-            not_ready
-                .as_ref()
-                .map(|(t, b)| format!("{t:.3} s, {}", b.trim()))
-        ),
-    );
-    // A new session right away (HAProxy may still send it to the draining instance, which
-    // refuses with 503, and HAProxy retries elsewhere).
-    let probe = fleet.client("drain-new", FIXTURES[2], true);
-    // Until the new session has started elsewhere and HAProxy has taken the draining instance
-    // out of rotation, each timed from the SIGTERM.
-    let (mut landed, mut out_of_rotation) = (None, None);
-    poll(end, Duration::from_secs(15), || {
-        if landed.is_none() {
-            let t = fleet.totals();
-            let others: u64 = (0..3)
-                .filter(|&i| i != victim)
-                .map(|i| t[i].0 - before[i].0)
-                .sum();
-            let earlier: u64 = (0..3).filter(|&i| i != victim).map(|i| act[i]).sum();
-            landed = (others > earlier).then(|| sigterm.elapsed().as_secs_f64());
-        }
-        if out_of_rotation.is_none() && fleet.lb_states().is_some_and(|s| s[victim] == "DOWN") {
-            out_of_rotation = Some(sigterm.elapsed().as_secs_f64());
-        }
-        (landed.is_some() && out_of_rotation.is_some()).then_some(())
-    });
-    let victim_total_after = fleet.totals()[victim].0;
-    checks.check(
-        landed.is_some() && victim_total_after == victim_total,
-        format!(
-            "a session started after the SIGTERM lands on another instance ({:?} s after the \
-             SIGTERM; sessions_total of the draining instance {victim_total} -> \
-             {victim_total_after})",
-            landed.map(|t| format!("{t:.2}"))
-        ),
-    );
-    checks.check(
-        out_of_rotation.is_some(),
-        format!(
-            "HAProxy takes the draining instance out of rotation ({:?} s after the SIGTERM)",
-            out_of_rotation.map(|t| format!("{t:.2}"))
-        ),
-    );
-    let mut exit = None;
-    let exited = poll(end, Duration::from_secs_f64(DRAIN_SECS + 15.0), || {
-        let s = fleet.servers[victim].as_mut().unwrap().exited()?;
-        exit = Some(s);
-        Some(sigterm.elapsed().as_secs_f64())
-    });
-    let drain_secs = exited;
-    checks.check(
-        exit.is_some_and(|s| s.success()) && drain_secs.is_some_and(|t| t <= DRAIN_SECS + 5.0),
-        format!(
-            "the draining instance exits 0 within drain_timeout_secs + 5 s ({exit:?} after {:?} s)",
-            drain_secs.map(|t| format!("{t:.2}"))
-        ),
-    );
-    let drain_log = fleet.log_records(victim, &["drain", "shutting", "session ended"]);
-    fleet.servers[victim] = None; // reaped (or killed, if it did not exit)
-    fleet.gone(victim);
-    fleet.start_server(victim);
-    let restart = fleet.wait_ready(victim);
-    let back = fleet.wait_lb(Some(victim), "UP", Duration::from_secs(10));
-    checks.check(
-        back.is_some(),
-        format!(
-            "restarted, it is ready in {restart:.2} s and UP in HAProxy {:?} s later",
-            back.map(|t| format!("{t:.1}"))
-        ),
-    );
-    let mut drain_rows = Vec::new();
-    let mut shut_down = 0;
-    let mut drain_resumes = Vec::new();
-    drain_clients.push(probe);
-    for c in &mut drain_clients {
-        fleet.finish(c, Duration::from_secs(80));
-        let o = c.outcome();
-        if o.got_error("shutting_down") {
-            shut_down += 1;
-            let _ = writeln!(
-                details,
-                "  {}: got shutting_down; resumes {:?}; {}",
-                c.label,
-                o.resumes(),
+    /// Starts HAProxy with `deploy/haproxy/haproxy.cfg` and waits until it has every instance UP.
+    fn start_haproxy(&mut self) {
+        let fleet = &mut self.fleet;
+        let lb_log = File::create(self.dir.join("haproxy.log")).unwrap();
+        let child = Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(root().join("deploy/haproxy/haproxy.cfg"))
+            .env("DIARIST_LB_BIND", &fleet.lb)
+            .env("DIARIST_LB_STATS_BIND", &fleet.stats)
+            .env("DIARIST_BACKEND_1", fleet.addr(0))
+            .env("DIARIST_BACKEND_2", fleet.addr(1))
+            .env("DIARIST_BACKEND_3", fleet.addr(2))
+            .stdin(Stdio::null())
+            .stdout(lb_log.try_clone().unwrap())
+            .stderr(lb_log)
+            .spawn()
+            .expect("starting haproxy");
+        fleet.haproxy = Some(Proc { child });
+        let up = poll(self.end, Duration::from_secs(20), || {
+            if let Some(s) = fleet.haproxy.as_mut().and_then(Proc::exited) {
+                panic!("haproxy exited with {s}: {}", fleet.haproxy_log_tail(30));
+            }
+            let all_up = fleet.lb_states()?.iter().all(|s| s == "UP");
+            (all_up && http_get(&fleet.lb, "/readyz")?.0 == 200).then_some(())
+        });
+        assert!(
+            up.is_some(),
+            "HAProxy on {} never had the three instances UP: {:?}\n{}",
+            fleet.lb,
+            fleet.lb_states(),
+            fleet.haproxy_log_tail(30)
+        );
+        println!(
+            "fleet: {} on {} (stats {}), all three instances UP after {:.1} s",
+            self.haproxy_version,
+            fleet.lb,
+            fleet.stats,
+            self.began.elapsed().as_secs_f64()
+        );
+    }
+
+    /// Scenario 1: six clients fill the six slots, two on each instance; a seventh is busy.
+    fn spread(&mut self) {
+        println!("\n[1] spread: 6 real-time clients for 3 × {MAX_SESSIONS} slots, then a 7th");
+        let t1 = Instant::now();
+        let before = self.fleet.totals();
+        let mut spread: Vec<Client> = (0..6)
+            .map(|k| (self.fleet).client(&format!("spread{k}"), FIXTURES[k % 3], true))
+            .collect();
+        let mut peak = [0; 3];
+        let all_in = poll(self.end, Duration::from_secs(20), || {
+            peak = self.fleet.active();
+            (peak.iter().sum::<u64>() == 6).then_some(())
+        });
+        self.checks.check(
+            all_in.is_some() && peak == [2, 2, 2],
+            format!("six sessions active, 2 on each instance (diarist_sessions_active {peak:?})"),
+        );
+        let (busy_secs, refused_full) = self.refuse_a_seventh();
+        let spread_rows = self.check_spread_clients(&mut spread);
+        let after = self.fleet.totals();
+        let (s, f, l) = summarise(&spread_rows);
+        self.rows.push(Row {
+            scenario: "1 spread",
+            sessions: format!(
+                "{} (peak active {}/{}/{}); 7th busy in {busy_secs:.2} s, {refused_full} refused as full",
+                per_instance(before, after),
+                peak[0],
+                peak[1],
+                peak[2]
+            ),
+            sent: s,
+            fin: f,
+            lost: l,
+            drain: "-".into(),
+            resumes: "-".into(),
+            der: (FIXTURES.iter())
+                .map(|f| format!("{f} {}", pct(self.worst_baseline(f))))
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+        self.client_rows.extend(spread_rows);
+        println!("[1] took {:.1} s", t1.elapsed().as_secs_f64());
+    }
+
+    /// A 7th client (no --resume) in the full fleet: how soon it ended, and the refusals as full.
+    fn refuse_a_seventh(&mut self) -> (f64, f64) {
+        let mut busy = self.fleet.client("spread-7th", FIXTURES[0], false);
+        self.fleet.finish(&mut busy, Duration::from_secs(20));
+        let o = busy.outcome();
+        self.checks.check(
+            o.code.is_some_and(|c| c != 0) && o.stderr.contains("busy") && o.secs < 10.0,
+            format!(
+                "a 7th client (no --resume) is refused as busy promptly ({})",
                 o.describe()
-            );
-        }
-        let row = check_complete(&mut checks, c, o, &fixtures[c.fixture]);
-        drain_resumes.extend(row.resumes.iter().copied());
-        drain_rows.push(row);
+            ),
+        );
+        let refused_full: f64 = (0..3)
+            .filter_map(|i| self.fleet.metrics(i))
+            .filter_map(|m| metric_value(&m, "diarist_connections_refused_total{reason=\"full\"}"))
+            .sum();
+        (o.secs, refused_full)
     }
-    checks.check(
-        shut_down as u64 <= victim_sessions,
-        format!(
-            "shutting_down only for the {victim_sessions} session(s) of the draining instance \
-             ({shut_down} got it)"
-        ),
-    );
-    if checks.failed.iter().any(|f| f.starts_with("drain")) {
-        let _ = writeln!(
-            details,
-            "  the draining instance's log ({}):\n    {}",
-            fleet
-                .dir
-                .join(format!("serve-{}.log", HOSTS[victim]))
-                .display(),
-            drain_log.join("\n    ")
+
+    /// Waits for and checks the spread clients; their runs are the recordings' baselines.
+    fn check_spread_clients(&mut self, spread: &mut [Client]) -> Vec<ClientRow> {
+        let mut spread_rows = Vec::new();
+        for c in spread {
+            self.fleet.finish(c, Duration::from_secs(75));
+            let o = c.outcome();
+            let row = check_complete(&mut self.checks, c, o, &self.fixtures[c.fixture]);
+            self.checks.check(
+                row.resumes.is_empty(),
+                format!("{}: uninterrupted (resumes {:?})", c.label, row.resumes),
+            );
+            if let (Some(d), true) = (row.der, row.resumes.is_empty() && row.code == Some(0)) {
+                (self.baseline.entry(c.fixture).or_default()).push((o.turns.clone(), d));
+            }
+            spread_rows.push(row);
+        }
+        spread_rows
+    }
+
+    /// Scenario 2: SIGTERM to an instance holding a session; it drains, and is restarted.
+    fn drain(&mut self) {
+        println!("\n[2] drain: SIGTERM to an instance holding a session");
+        let t2 = Instant::now();
+        self.checks.check(
+            (self.fleet)
+                .wait_lb(None, "UP", Duration::from_secs(15))
+                .is_some(),
+            format!(
+                "HAProxy has every instance UP again ({:?})",
+                self.fleet.lb_states()
+            ),
+        );
+        let before = self.fleet.totals();
+        let mut drain_clients = vec![
+            self.fleet.client("drain0", FIXTURES[0], true),
+            self.fleet.client("drain1", FIXTURES[1], true),
+        ];
+        let mut act = [0; 3];
+        let in2 = poll(self.end, Duration::from_secs(15), || {
+            act = self.fleet.active();
+            (act.iter().sum::<u64>() == 2).then_some(())
+        });
+        self.checks
+            .check(in2.is_some(), format!("two sessions active ({act:?})"));
+        std::thread::sleep(Duration::from_secs(3).saturating_sub(t2.elapsed()));
+        let drain = self.sigterm_and_observe(before, &mut drain_clients);
+        self.restart_drained(drain.victim);
+        let (drain_rows, shut_down) = self.check_drain_clients(&mut drain_clients, &drain);
+        let after = self.fleet.totals();
+        let (s, f, l) = summarise(&drain_rows);
+        self.rows.push(Row {
+            scenario: "2 drain",
+            sessions: format!(
+                "{} ({} drained: {} session(s) at SIGTERM, {shut_down} got shutting_down)",
+                per_instance(before, after),
+                HOSTS[drain.victim],
+                drain.sessions
+            ),
+            sent: s,
+            fin: f,
+            lost: l,
+            drain: format!(
+                "/readyz 503 in {}, DOWN in HAProxy {}, exit {} after {}",
+                (drain.not_ready.as_ref()).map_or("-".into(), |(t, _)| format!("{t:.3} s")),
+                (drain.out_of_rotation).map_or("-".into(), |t| format!("{t:.1} s")),
+                (drain.exit).map_or("-".into(), |s| s
+                    .code()
+                    .map_or("signal".into(), |c| c.to_string())),
+                drain.secs.map_or("-".into(), |t| format!("{t:.2} s"))
+            ),
+            resumes: secs_list(&resume_times(&drain_rows)),
+            der: self.resumed_ders(&drain_rows),
+        });
+        self.client_rows.extend(drain_rows);
+        println!("[2] took {:.1} s", t2.elapsed().as_secs_f64());
+    }
+
+    /// SIGTERM to the busiest instance, a new client (into `clients`), and checks of the drain.
+    fn sigterm_and_observe(&mut self, before: [(u64, u64); 3], clients: &mut Vec<Client>) -> Drain {
+        let act = self.fleet.active();
+        let victim = (0..3).max_by_key(|&i| (act[i], 3 - i)).unwrap();
+        let victim_total = self.fleet.totals()[victim].0;
+        let pid = self.fleet.servers[victim].as_ref().unwrap().pid();
+        println!(
+            "  sessions active {act:?}: SIGTERM to {} (pid {pid})",
+            self.fleet.addr(victim)
+        );
+        let sigterm = Instant::now();
+        let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(killed.success());
+        let victim_addr = self.fleet.addr(victim);
+        let not_ready = poll(self.end, Duration::from_secs(3), || {
+            let (s, body) = http_get(&victim_addr, "/readyz")?;
+            (s == 503).then(|| (sigterm.elapsed().as_secs_f64(), body))
+        });
+        self.checks.check(
+            not_ready.as_ref().is_some_and(|(t, _)| *t < 1.0),
+            format!(
+                "its /readyz answers 503 at once ({:?})",
+                not_ready
+                    .as_ref()
+                    .map(|(t, b)| format!("{t:.3} s, {}", b.trim()))
+            ),
+        );
+        // A new session right away (HAProxy may still send it to the draining instance, which
+        // refuses with 503, and HAProxy retries elsewhere).
+        clients.push(self.fleet.client("drain-new", FIXTURES[2], true));
+        let out_of_rotation =
+            self.check_new_session_elsewhere(victim, victim_total, act, before, sigterm);
+        let mut exit = None;
+        let secs = poll(self.end, Duration::from_secs_f64(DRAIN_SECS + 15.0), || {
+            let s = self.fleet.servers[victim].as_mut().unwrap().exited()?;
+            exit = Some(s);
+            Some(sigterm.elapsed().as_secs_f64())
+        });
+        self.checks.check(
+            exit.is_some_and(|s| s.success()) && secs.is_some_and(|t| t <= DRAIN_SECS + 5.0),
+            format!(
+                "the draining instance exits 0 within drain_timeout_secs + 5 s ({exit:?} after {:?} s)",
+                secs.map(|t| format!("{t:.2}"))
+            ),
+        );
+        Drain {
+            victim,
+            sessions: act[victim],
+            not_ready,
+            out_of_rotation,
+            exit,
+            secs,
+            log: (self.fleet).log_records(victim, &["drain", "shutting", "session ended"]),
+        }
+    }
+
+    /// Checks that the new session lands elsewhere and HAProxy has the victim DOWN (when: given).
+    fn check_new_session_elsewhere(
+        &mut self,
+        victim: usize,
+        victim_total: u64,
+        act: [u64; 3],
+        before: [(u64, u64); 3],
+        sigterm: Instant,
+    ) -> Option<f64> {
+        // Until the new session has started elsewhere and HAProxy has taken the draining instance
+        // out of rotation, each timed from the SIGTERM.
+        let (mut landed, mut out_of_rotation) = (None, None);
+        poll(self.end, Duration::from_secs(15), || {
+            if landed.is_none() {
+                let t = self.fleet.totals();
+                let others: u64 = (0..3)
+                    .filter(|&i| i != victim)
+                    .map(|i| t[i].0 - before[i].0)
+                    .sum();
+                let earlier: u64 = (0..3).filter(|&i| i != victim).map(|i| act[i]).sum();
+                landed = (others > earlier).then(|| sigterm.elapsed().as_secs_f64());
+            }
+            if out_of_rotation.is_none()
+                && (self.fleet.lb_states()).is_some_and(|s| s[victim] == "DOWN")
+            {
+                out_of_rotation = Some(sigterm.elapsed().as_secs_f64());
+            }
+            (landed.is_some() && out_of_rotation.is_some()).then_some(())
+        });
+        let victim_total_after = self.fleet.totals()[victim].0;
+        self.checks.check(
+            landed.is_some() && victim_total_after == victim_total,
+            format!(
+                "a session started after the SIGTERM lands on another instance ({:?} s after the \
+                 SIGTERM; sessions_total of the draining instance {victim_total} -> \
+                 {victim_total_after})",
+                landed.map(|t| format!("{t:.2}"))
+            ),
+        );
+        self.checks.check(
+            out_of_rotation.is_some(),
+            format!(
+                "HAProxy takes the draining instance out of rotation ({:?} s after the SIGTERM)",
+                out_of_rotation.map(|t| format!("{t:.2}"))
+            ),
+        );
+        out_of_rotation
+    }
+
+    /// Restarts the drained instance and checks that HAProxy has it UP again.
+    fn restart_drained(&mut self, victim: usize) {
+        self.fleet.servers[victim] = None; // reaped (or killed, if it did not exit)
+        self.fleet.gone(victim);
+        self.fleet.start_server(victim);
+        let restart = self.fleet.wait_ready(victim);
+        let back = (self.fleet).wait_lb(Some(victim), "UP", Duration::from_secs(10));
+        self.checks.check(
+            back.is_some(),
+            format!(
+                "restarted, it is ready in {restart:.2} s and UP in HAProxy {:?} s later",
+                back.map(|t| format!("{t:.1}"))
+            ),
         );
     }
-    let after = fleet.totals();
-    let (s, f, l) = summarise(&drain_rows);
-    rows.push(Row {
-        scenario: "2 drain",
-        sessions: format!(
-            "{} ({} drained: {victim_sessions} session(s) at SIGTERM, {shut_down} got shutting_down)",
-            per_instance(before, after),
-            HOSTS[victim]
-        ),
-        sent: s,
-        fin: f,
-        lost: l,
-        drain: format!(
-            "/readyz 503 in {}, DOWN in HAProxy {}, exit {} after {}",
-            not_ready.as_ref().map_or("-".into(), |(t, _)| format!("{t:.3} s")),
-            out_of_rotation.map_or("-".into(), |t| format!("{t:.1} s")),
-            exit.map_or("-".into(), |s| s.code().map_or("signal".into(), |c| c.to_string())),
-            drain_secs.map_or("-".into(), |t| format!("{t:.2} s"))
-        ),
-        resumes: secs_list(&drain_resumes),
-        der: drain_rows
-            .iter()
+
+    /// Waits for and checks the drain clients: their rows, and how many got `shutting_down`.
+    fn check_drain_clients(
+        &mut self,
+        clients: &mut [Client],
+        drain: &Drain,
+    ) -> (Vec<ClientRow>, usize) {
+        let mut drain_rows = Vec::new();
+        let mut shut_down = 0;
+        for c in clients {
+            self.fleet.finish(c, Duration::from_secs(80));
+            let o = c.outcome();
+            if o.got_error("shutting_down") {
+                shut_down += 1;
+                let _ = writeln!(
+                    self.details,
+                    "  {}: got shutting_down; resumes {:?}; {}",
+                    c.label,
+                    o.resumes(),
+                    o.describe()
+                );
+            }
+            drain_rows.push(check_complete(
+                &mut self.checks,
+                c,
+                o,
+                &self.fixtures[c.fixture],
+            ));
+        }
+        let victim_sessions = drain.sessions;
+        self.checks.check(
+            shut_down as u64 <= victim_sessions,
+            format!(
+                "shutting_down only for the {victim_sessions} session(s) of the draining instance \
+                 ({shut_down} got it)"
+            ),
+        );
+        if self.checks.failed.iter().any(|f| f.starts_with("drain")) {
+            let _ = writeln!(
+                self.details,
+                "  the draining instance's log ({}):\n    {}",
+                (self.dir.join(format!("serve-{}.log", HOSTS[drain.victim]))).display(),
+                drain.log.join("\n    ")
+            );
+        }
+        (drain_rows, shut_down)
+    }
+
+    /// The DER column of the resumed clients among `rows`: stitched vs uninterrupted.
+    fn resumed_ders(&self, rows: &[ClientRow]) -> String {
+        rows.iter()
             .filter(|r| !r.resumes.is_empty())
             .map(|r| {
                 format!(
                     "{} {} vs {}",
                     r.label,
                     pct(r.der),
-                    pct(baseline.get(r.fixture).map(|b| b.1))
+                    pct(self.worst_baseline(r.fixture))
                 )
             })
             .collect::<Vec<_>>()
-            .join(", "),
-    });
-    println!("[2] took {:.1} s", t2.elapsed().as_secs_f64());
+            .join(", ")
+    }
 
-    // ---------------------------------------------------------------------------------------
-    // 3. crash: SIGKILL to an instance holding two sessions mid-stream.
-    println!("\n[3] crash: SIGKILL to an instance holding two sessions mid-stream");
-    let t3 = Instant::now();
-    checks.check(
-        fleet.wait_lb(None, "UP", Duration::from_secs(15)).is_some(),
-        format!("HAProxy has every instance UP ({:?})", fleet.lb_states()),
-    );
-    let before = fleet.totals();
-    let crash_fixtures = [FIXTURES[0], FIXTURES[1], FIXTURES[2], FIXTURES[0]];
-    let mut crash: Vec<Client> = crash_fixtures
-        .iter()
-        .enumerate()
-        .map(|(k, f)| fleet.client(&format!("crash{k}"), f, true))
-        .collect();
-    let mut act = [0; 3];
-    let in3 = poll(end, Duration::from_secs(15), || {
-        act = fleet.active();
-        (act.iter().sum::<u64>() == 4).then_some(())
-    });
-    checks.check(in3.is_some(), format!("four sessions active ({act:?})"));
-    // Halfway through the recordings: both speakers of each have spoken before the watermark.
-    std::thread::sleep(Duration::from_secs(15).saturating_sub(t3.elapsed()));
-    let act = fleet.active();
-    let victim = (0..3).max_by_key(|&i| (act[i], 3 - i)).unwrap();
-    let victim_sessions = act[victim];
-    checks.check(
-        victim_sessions == 2,
-        format!("the instance killed holds two sessions (active {act:?})"),
-    );
-    let _ = fleet.totals(); // the victim's last counts
-    println!(
-        "  sessions active {act:?}: SIGKILL to {} at {:.1} s into the streams",
-        fleet.addr(victim),
-        t3.elapsed().as_secs_f64()
-    );
-    let sigkill = Instant::now();
-    let mut p = fleet.servers[victim].take().unwrap();
-    p.child.kill().expect("SIGKILL");
-    let _ = p.child.wait();
-    drop(p);
-    fleet.gone(victim);
-    let lb_down = (fleet.wait_lb(Some(victim), "DOWN", Duration::from_secs(5)))
-        .map(|_| sigkill.elapsed().as_secs_f64());
-    let mut crash_rows = Vec::new();
-    let mut crash_resumes = Vec::new();
-    let mut affected = 0;
-    for c in &mut crash {
-        fleet.finish(c, Duration::from_secs(80));
+    /// Scenario 3: SIGKILL to an instance holding two sessions mid-stream; both resume elsewhere.
+    fn crash(&mut self) {
+        println!("\n[3] crash: SIGKILL to an instance holding two sessions mid-stream");
+        let t3 = Instant::now();
+        self.checks.check(
+            (self.fleet)
+                .wait_lb(None, "UP", Duration::from_secs(15))
+                .is_some(),
+            format!(
+                "HAProxy has every instance UP ({:?})",
+                self.fleet.lb_states()
+            ),
+        );
+        let before = self.fleet.totals();
+        let crash_fixtures = [FIXTURES[0], FIXTURES[1], FIXTURES[2], FIXTURES[0]];
+        let mut crash: Vec<Client> = crash_fixtures
+            .iter()
+            .enumerate()
+            .map(|(k, f)| self.fleet.client(&format!("crash{k}"), f, true))
+            .collect();
+        let mut act = [0; 3];
+        let in3 = poll(self.end, Duration::from_secs(15), || {
+            act = self.fleet.active();
+            (act.iter().sum::<u64>() == 4).then_some(())
+        });
+        self.checks
+            .check(in3.is_some(), format!("four sessions active ({act:?})"));
+        let (victim, victim_sessions, lb_down) = self.kill_mid_stream(t3);
+        let crash_rows = self.check_crash_clients(&mut crash);
+        let affected = crash_rows.iter().filter(|r| !r.resumes.is_empty()).count();
+        self.checks.check(
+            affected as u64 == victim_sessions,
+            format!(
+                "the {victim_sessions} session(s) of the killed instance resumed elsewhere ({affected} \
+                 clients resumed)"
+            ),
+        );
+        let after = self.fleet.totals();
+        let resumed: u64 = (0..3)
+            .filter(|&i| i != victim)
+            .map(|i| after[i].1 - before[i].1)
+            .sum();
+        self.checks.check(
+            resumed == victim_sessions,
+            format!(
+                "the other instances count {resumed} resumed session(s) \
+                 (diarist_sessions_resumed_total), {victim_sessions} expected"
+            ),
+        );
+        let (s, f, l) = summarise(&crash_rows);
+        self.rows.push(Row {
+            scenario: "3 crash",
+            sessions: format!(
+                "{} ({} killed holding {victim_sessions}; DOWN in HAProxy {})",
+                per_instance(before, after),
+                HOSTS[victim],
+                lb_down.map_or("-".into(), |t| format!("{t:.1} s later"))
+            ),
+            sent: s,
+            fin: f,
+            lost: l,
+            drain: "-".into(),
+            resumes: secs_list(&resume_times(&crash_rows)),
+            der: self.resumed_ders(&crash_rows),
+        });
+        self.client_rows.extend(crash_rows);
+        println!("[3] took {:.1} s", t3.elapsed().as_secs_f64());
+    }
+
+    /// SIGKILL mid-stream to the busiest instance: which, its sessions, when HAProxy had it DOWN.
+    fn kill_mid_stream(&mut self, t3: Instant) -> (usize, u64, Option<f64>) {
+        // Halfway through the recordings: both speakers of each have spoken before the watermark.
+        std::thread::sleep(Duration::from_secs(15).saturating_sub(t3.elapsed()));
+        let act = self.fleet.active();
+        let victim = (0..3).max_by_key(|&i| (act[i], 3 - i)).unwrap();
+        let victim_sessions = act[victim];
+        self.checks.check(
+            victim_sessions == 2,
+            format!("the instance killed holds two sessions (active {act:?})"),
+        );
+        let _ = self.fleet.totals(); // the victim's last counts
+        println!(
+            "  sessions active {act:?}: SIGKILL to {} at {:.1} s into the streams",
+            self.fleet.addr(victim),
+            t3.elapsed().as_secs_f64()
+        );
+        let sigkill = Instant::now();
+        let mut p = self.fleet.servers[victim].take().unwrap();
+        p.child.kill().expect("SIGKILL");
+        let _ = p.child.wait();
+        drop(p);
+        self.fleet.gone(victim);
+        let lb_down = (self.fleet)
+            .wait_lb(Some(victim), "DOWN", Duration::from_secs(5))
+            .map(|_| sigkill.elapsed().as_secs_f64());
+        (victim, victim_sessions, lb_down)
+    }
+
+    /// Waits for the crash scenario's clients and checks them, the resumed ones further.
+    fn check_crash_clients(&mut self, clients: &mut [Client]) -> Vec<ClientRow> {
+        let mut crash_rows = Vec::new();
+        for c in clients {
+            self.fleet.finish(c, Duration::from_secs(80));
+            let fx = &self.fixtures[c.fixture];
+            let row = check_complete(&mut self.checks, c, c.outcome(), fx);
+            if !row.resumes.is_empty() {
+                self.check_resumed(c, &row);
+            }
+            crash_rows.push(row);
+        }
+        crash_rows
+    }
+
+    /// Checks that a resumed client keeps its speakers and scores about as well as its baseline.
+    fn check_resumed(&mut self, c: &Client, row: &ClientRow) {
         let o = c.outcome();
-        let fx = &fixtures[c.fixture];
-        let row = check_complete(&mut checks, c, o, fx);
-        if !row.resumes.is_empty() {
-            affected += 1;
-            crash_resumes.extend(row.resumes.iter().copied());
-            let points = o.resume_points();
-            let w = points.first().copied().unwrap_or(0);
-            let before_set: BTreeSet<&str> = (o.turns.iter())
-                .filter(|t| t.start < w)
-                .map(|t| t.speaker.as_str())
-                .collect();
-            let after_set: BTreeSet<&str> = (o.turns.iter())
-                .filter(|t| t.end > w)
-                .map(|t| t.speaker.as_str())
-                .collect();
-            let (base_turns, base_der) = baseline
-                .get(c.fixture)
-                .cloned()
-                .unwrap_or((Vec::new(), f64::NAN));
-            let base_speakers: BTreeSet<&str> =
-                base_turns.iter().map(|t| t.speaker.as_str()).collect();
-            checks.check(
-                row.speakers.len() == base_speakers.len(),
-                format!(
-                    "{} ({}): the stitched RTTM keeps the speakers' names: {:?} (before the \
-                     resume at sample {w}: {before_set:?}, after: {after_set:?}), as many as \
-                     the uninterrupted run's {base_speakers:?}",
-                    c.label, c.fixture, row.speakers
-                ),
-            );
-            let vs_base = (!base_turns.is_empty()).then(|| der_of(&base_turns, &o.turns, &fx.uem));
-            checks.check(
-                row.der.is_some_and(|d| d <= base_der + DER_MARGIN),
-                format!(
-                    "{}: stitched DER {} <= uninterrupted DER {} + {:.0} points (DER against \
-                     the uninterrupted run's RTTM: {})",
-                    c.label,
-                    pct(row.der),
-                    pct(Some(base_der)),
-                    100.0 * DER_MARGIN,
-                    pct(vs_base)
-                ),
-            );
-            let _ = writeln!(
-                details,
-                "  {} ({}): resumed at sample {w} after {}; resent {} samples; speakers {:?} \
-                 (uninterrupted {:?}); DER {} (uninterrupted {}), against the uninterrupted \
-                 RTTM {}",
+        let fx = &self.fixtures[c.fixture];
+        let points = o.resume_points();
+        let w = points.first().copied().unwrap_or(0);
+        let before_set: BTreeSet<&str> = (o.turns.iter())
+            .filter(|t| t.start < w)
+            .map(|t| t.speaker.as_str())
+            .collect();
+        let after_set: BTreeSet<&str> = (o.turns.iter())
+            .filter(|t| t.end > w)
+            .map(|t| t.speaker.as_str())
+            .collect();
+        // Runs differ with the backbone phase a stream gets: the bound is the worst run's.
+        let runs = self.baseline.get(c.fixture).cloned().unwrap_or_default();
+        let base_der = self.worst_baseline(c.fixture).unwrap_or(f64::NAN);
+        let base_turns = (runs.iter())
+            .find(|r| r.1 == base_der)
+            .map(|r| r.0.clone())
+            .unwrap_or_default();
+        let most = (runs.iter())
+            .map(|r| {
+                r.0.iter()
+                    .map(|t| &t.speaker)
+                    .collect::<BTreeSet<_>>()
+                    .len()
+            })
+            .max()
+            .unwrap_or(0);
+        let base_speakers: BTreeSet<&str> = base_turns.iter().map(|t| t.speaker.as_str()).collect();
+        self.checks.check(
+            before_set.iter().all(|s| row.speakers.contains(*s)) && row.speakers.len() <= most,
+            format!(
+                "{} ({}): the stitched RTTM keeps the speakers' names: {:?} (before the \
+                 resume at sample {w}: {before_set:?}, after: {after_set:?}), no more than \
+                 the uninterrupted runs' {most}",
+                c.label, c.fixture, row.speakers
+            ),
+        );
+        let vs_base = (!base_turns.is_empty()).then(|| der_of(&base_turns, &o.turns, &fx.uem));
+        self.checks.check(
+            row.der.is_some_and(|d| d <= base_der + DER_MARGIN),
+            format!(
+                "{}: stitched DER {} <= uninterrupted DER {} + {:.0} points (DER against \
+                 the uninterrupted run's RTTM: {})",
                 c.label,
-                c.fixture,
-                secs_list(&row.resumes),
-                row.resent,
-                row.speakers,
-                base_speakers,
                 pct(row.der),
                 pct(Some(base_der)),
+                100.0 * DER_MARGIN,
                 pct(vs_base)
+            ),
+        );
+        let _ = writeln!(
+            self.details,
+            "  {} ({}): resumed at sample {w} after {}; resent {} samples; speakers {:?} \
+             (uninterrupted {:?}); DER {} (uninterrupted {}), against the uninterrupted \
+             RTTM {}",
+            c.label,
+            c.fixture,
+            secs_list(&row.resumes),
+            row.resent,
+            row.speakers,
+            base_speakers,
+            pct(row.der),
+            pct(Some(base_der)),
+            pct(vs_base)
+        );
+    }
+
+    /// The highest DER of the recording's uninterrupted runs.
+    fn worst_baseline(&self, fixture: &str) -> Option<f64> {
+        let runs = self.baseline.get(fixture)?;
+        runs.iter().map(|r| r.1).reduce(f64::max)
+    }
+
+    /// The summary: the scenarios' table, every client's line, the notes and the verdict.
+    fn report(&mut self) -> String {
+        let mut report = String::new();
+        let _ = writeln!(
+            report,
+            "fleet test ({:.0} s): 3 × diarist serve (max_sessions {MAX_SESSIONS}, \
+             drain_timeout_secs {DRAIN_SECS}, [streaming] workers 1) on {}:{}, behind {} on {}; \
+             real-time `diarist client --resume` of 30 s fixtures",
+            self.began.elapsed().as_secs_f64(),
+            HOSTS.join("/"),
+            self.fleet.port,
+            self.haproxy_version.split(" - ").next().unwrap_or(""),
+            self.fleet.lb
+        );
+        let _ = writeln!(
+            report,
+            "\n| scenario | sessions per instance ({}) | samples sent / final / lost | drain | resume times | DER stitched vs uninterrupted |",
+            HOSTS.map(|h| h.trim_start_matches("127.0.0.")).join(" / ")
+        );
+        let _ = writeln!(report, "|---|---|---|---|---|---|");
+        for r in &self.rows {
+            let _ = writeln!(
+                report,
+                "| {} | {} | {} / {} / {} | {} | {} | {} |",
+                r.scenario, r.sessions, r.sent, r.fin, r.lost, r.drain, r.resumes, r.der
             );
         }
-        crash_rows.push(row);
-    }
-    checks.check(
-        affected as u64 == victim_sessions,
-        format!(
-            "the {victim_sessions} session(s) of the killed instance resumed elsewhere ({affected} \
-             clients resumed)"
-        ),
-    );
-    let after = fleet.totals();
-    let resumed: u64 = (0..3)
-        .filter(|&i| i != victim)
-        .map(|i| after[i].1 - before[i].1)
-        .sum();
-    checks.check(
-        resumed == victim_sessions,
-        format!(
-            "the other instances count {resumed} resumed session(s) \
-             (diarist_sessions_resumed_total), {victim_sessions} expected"
-        ),
-    );
-    let (s, f, l) = summarise(&crash_rows);
-    rows.push(Row {
-        scenario: "3 crash",
-        sessions: format!(
-            "{} ({} killed holding {victim_sessions}; DOWN in HAProxy {})",
-            per_instance(before, after),
-            HOSTS[victim],
-            lb_down.map_or("-".into(), |t| format!("{t:.1} s later"))
-        ),
-        sent: s,
-        fin: f,
-        lost: l,
-        drain: "-".into(),
-        resumes: secs_list(&crash_resumes),
-        der: crash_rows
-            .iter()
-            .filter(|r| !r.resumes.is_empty())
-            .map(|r| {
-                format!(
-                    "{} {} vs {}",
-                    r.label,
-                    pct(r.der),
-                    pct(baseline.get(r.fixture).map(|b| b.1))
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", "),
-    });
-    println!("[3] took {:.1} s", t3.elapsed().as_secs_f64());
-
-    // ---------------------------------------------------------------------------------------
-    let mut report = String::new();
-    let _ = writeln!(
-        report,
-        "fleet test ({:.0} s): 3 × diarist serve (max_sessions {MAX_SESSIONS}, \
-         drain_timeout_secs {DRAIN_SECS}, [streaming] workers 1) on {}:{port}, behind {} on {}; \
-         real-time `diarist client --resume` of 30 s fixtures",
-        began.elapsed().as_secs_f64(),
-        HOSTS.join("/"),
-        haproxy_version.split(" - ").next().unwrap_or(""),
-        fleet.lb
-    );
-    let _ = writeln!(
-        report,
-        "\n| scenario | sessions per instance ({}) | samples sent / final / lost | drain | resume times | DER stitched vs uninterrupted |",
-        HOSTS.map(|h| h.trim_start_matches("127.0.0.")).join(" / ")
-    );
-    let _ = writeln!(report, "|---|---|---|---|---|---|");
-    for r in &rows {
-        let _ = writeln!(
-            report,
-            "| {} | {} | {} / {} / {} | {} | {} | {} |",
-            r.scenario, r.sessions, r.sent, r.fin, r.lost, r.drain, r.resumes, r.der
-        );
-    }
-    let _ = writeln!(report, "\nclients:");
-    for r in spread_rows.iter().chain(&drain_rows).chain(&crash_rows) {
-        let _ = writeln!(
-            report,
-            "  {:<10} {:<16} exit {:<4} sent {:>6} final {:>6} lost {} resent {:>6} resumes {:<12} speakers {:?} DER {}",
-            r.label,
-            r.fixture,
-            r.code.map_or("-".into(), |c| c.to_string()),
-            r.sent,
-            r.fin,
-            r.lost,
-            r.resent,
-            secs_list(&r.resumes),
-            r.speakers,
-            pct(r.der)
-        );
-    }
-    let mut runs: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for r in spread_rows.iter().chain(&drain_rows).chain(&crash_rows) {
-        if r.resumes.is_empty() && r.code == Some(0) {
-            runs.entry(r.fixture).or_default().push(pct(r.der));
+        let _ = writeln!(report, "\nclients:");
+        for r in &self.client_rows {
+            let _ = writeln!(
+                report,
+                "  {:<10} {:<16} exit {:<4} sent {:>6} final {:>6} lost {} resent {:>6} resumes {:<12} speakers {:?} DER {}",
+                r.label,
+                r.fixture,
+                r.code.map_or("-".into(), |c| c.to_string()),
+                r.sent,
+                r.fin,
+                r.lost,
+                r.resent,
+                secs_list(&r.resumes),
+                r.speakers,
+                pct(r.der)
+            );
         }
+        let mut runs: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for r in &self.client_rows {
+            if r.resumes.is_empty() && r.code == Some(0) {
+                runs.entry(r.fixture).or_default().push(pct(r.der));
+            }
+        }
+        for (f, d) in &runs {
+            let _ = writeln!(
+                self.details,
+                "  uninterrupted runs of {f} (same fleet, same test): DER {}",
+                d.join(", ")
+            );
+        }
+        if !self.details.is_empty() {
+            let _ = writeln!(report, "\nnotes:\n{}", self.details);
+        }
+        if self.checks.failed.is_empty() {
+            let _ = writeln!(report, "\nall checks passed");
+        } else {
+            let _ = writeln!(
+                report,
+                "\n{} check(s) FAILED (logs and client output: {}):\n  - {}",
+                self.checks.failed.len(),
+                self.dir.display(),
+                self.checks.failed.join("\n  - ")
+            );
+        }
+        report
     }
-    for (f, d) in &runs {
-        let _ = writeln!(
-            details,
-            "  uninterrupted runs of {f} (same fleet, same test): DER {}",
-            d.join(", ")
+
+    /// Prints and writes the report, stops the fleet, and fails the test if a check failed.
+    fn conclude(mut self) {
+        let report = self.report();
+        println!("\n{report}");
+        let target = self.tmp.parent().unwrap_or(&self.tmp).to_path_buf();
+        let _ = fs::write(target.join("fleet-report.txt"), &report);
+        drop(self.fleet); // stops HAProxy and the instances
+        assert!(
+            self.checks.failed.is_empty(),
+            "{} fleet check(s) failed:\n  - {}\n(report: {}; logs: {})",
+            self.checks.failed.len(),
+            self.checks.failed.join("\n  - "),
+            target.join("fleet-report.txt").display(),
+            self.dir.display()
         );
+        let _ = fs::remove_dir_all(&self.dir);
     }
-    if !details.is_empty() {
-        let _ = writeln!(report, "\nnotes:\n{details}");
-    }
-    if checks.failed.is_empty() {
-        let _ = writeln!(report, "\nall checks passed");
-    } else {
-        let _ = writeln!(
-            report,
-            "\n{} check(s) FAILED (logs and client output: {}):\n  - {}",
-            checks.failed.len(),
-            dir.display(),
-            checks.failed.join("\n  - ")
-        );
-    }
-    println!("\n{report}");
-    let target = tmp.parent().unwrap_or(&tmp).to_path_buf();
-    let _ = fs::write(target.join("fleet-report.txt"), &report);
-    drop(fleet); // stops HAProxy and the instances
-    assert!(
-        checks.failed.is_empty(),
-        "{} fleet check(s) failed:\n  - {}\n(report: {}; logs: {})",
-        checks.failed.len(),
-        checks.failed.join("\n  - "),
-        target.join("fleet-report.txt").display(),
-        dir.display()
-    );
-    let _ = fs::remove_dir_all(&dir);
+}
+
+/// Every resume time of `rows`, in order.
+fn resume_times(rows: &[ClientRow]) -> Vec<f64> {
+    rows.iter()
+        .flat_map(|r| r.resumes.iter().copied())
+        .collect()
+}
+
+/// The three scenarios in turn on one fleet, then the report.
+#[test]
+fn a_fleet_behind_haproxy_spreads_drains_and_survives_a_crash() {
+    let mut run = Run::set_up();
+    run.spread();
+    run.drain();
+    run.crash();
+    run.conclude();
 }
