@@ -4,11 +4,12 @@
 # Both depend on `make setup`, which is idempotent.
 #   make dist   the release tarball, dist/diarist-<version>-linux-x86_64.tar.gz
 #   make deb    the Debian package, dist/diarist_<version>_amd64.deb
+#   make wheel  the Python wheel, dist/diarist-<version>-cp311-abi3-<platform>.whl
 
 CARGO ?= cargo
 DEMO_AUDIO ?= audio-fixtures/pyannote_sample.wav
 
-.PHONY: setup build demo test bench dist deb
+.PHONY: setup build demo test bench dist deb wheel
 
 setup:
 	./tools/setup.sh
@@ -27,6 +28,7 @@ test: setup
 	$(CARGO) test --locked
 	$(MAKE) dist deb
 	./tools/test_release.sh
+	./tools/test_python.sh
 
 # The release packages, from the one release build; tools/test_release.sh installs and runs them.
 dist: build
@@ -34,6 +36,11 @@ dist: build
 
 deb: dist
 	./tools/dist.sh deb
+
+# The Python package (crates/diarist-py) with its models and ONNX Runtime; tools/test_python.sh
+# installs it into a fresh virtual environment and runs its tests.
+wheel: setup
+	./tools/wheel.sh
 
 bench: build
 	./target/release/diarist bench ../shared/eval/ami --ref ../shared/eval/ami

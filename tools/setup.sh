@@ -59,3 +59,25 @@ if [ "$("$VENV/bin/kubernetes-validate" --version 2>/dev/null)" != "$KV_VERSION"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
     "kubernetes-validate==$KV_VERSION"
 fi
+
+# The Python package (tools/wheel.sh builds the wheel, tools/test_python.sh tests it): maturin in
+# a virtual environment of its own, and the packages the test installs beside the wheel
+# (crates/diarist-py/tests/requirements.txt, every version pinned) downloaded into its
+# wheelhouse, so that the test's fresh environment installs offline. Each made only when missing
+# or out of date.
+MATURIN_VERSION=1.16.0
+PYVENV=.venv-py-build
+if [ "$("$PYVENV/bin/maturin" --version 2>/dev/null)" != "maturin $MATURIN_VERSION" ]; then
+  echo "setup: installing maturin $MATURIN_VERSION into $PYVENV"
+  python3 -m venv "$PYVENV"
+  "$PYVENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "maturin==$MATURIN_VERSION"
+fi
+PY_REQS=crates/diarist-py/tests/requirements.txt
+if ! cmp -s "$PY_REQS" "$PYVENV/wheelhouse/requirements.txt"; then
+  echo "setup: downloading the Python test's packages into $PYVENV/wheelhouse"
+  rm -rf "$PYVENV/wheelhouse"
+  "$PYVENV/bin/python" -m pip download --quiet --disable-pip-version-check \
+    -d "$PYVENV/wheelhouse" -r "$PY_REQS"
+  cp "$PY_REQS" "$PYVENV/wheelhouse/requirements.txt"
+fi

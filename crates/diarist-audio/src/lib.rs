@@ -313,20 +313,8 @@ impl AudioStream {
                     self.source_frames += frames as u64;
                     let channels = spec.channels.count().max(1);
                     self.mono.clear();
-                    let mut bad = 0u64;
-                    self.mono
-                        .extend(buffer.samples().chunks_exact(channels).map(|frame| {
-                            let s = frame.iter().sum::<f32>() / channels as f32;
-                            if s.is_finite() {
-                                // Float formats may hold anything: a value far out of range
-                                // would overflow the resampler's arithmetic.
-                                s.clamp(-1.0, 1.0)
-                            } else {
-                                bad += 1;
-                                0.0
-                            }
-                        }));
-                    self.stats.non_finite_samples += bad;
+                    self.stats.non_finite_samples +=
+                        mix_down(buffer.samples(), channels, &mut self.mono);
                     return Ok(true);
                 }
                 Err(SymphoniaError::DecodeError(_)) => {
@@ -346,6 +334,27 @@ impl AudioStream {
             }
         }
     }
+}
+
+/// Appends the mono mix of interleaved `samples` of `channels` channels to `out`: each frame's
+/// channels averaged, clipped to [-1, 1]; a frame whose average is NaN or infinite becomes
+/// silence. Returns how many frames did. Every decoded file is mixed this way, and so are the
+/// samples other front ends (Python arrays) hand over.
+pub fn mix_down(samples: &[f32], channels: usize, out: &mut Vec<f32>) -> u64 {
+    let channels = channels.max(1);
+    let mut bad = 0u64;
+    out.extend(samples.chunks_exact(channels).map(|frame| {
+        let s = frame.iter().sum::<f32>() / channels as f32;
+        if s.is_finite() {
+            // Float formats may hold anything: a value far out of range would overflow the
+            // resampler's arithmetic.
+            s.clamp(-1.0, 1.0)
+        } else {
+            bad += 1;
+            0.0
+        }
+    }));
+    bad
 }
 
 /// Runs `f`, which calls into symphonia, turning a panic inside it into
@@ -375,6 +384,17 @@ pub fn decode_all(path: &Path) -> Result<Vec<f32>, AudioError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frames_are_averaged_clipped_and_non_finite_ones_silenced() {
+        let mut out = vec![9.0];
+        let stereo = [0.5, 0.25, 1.0, 3.0, f32::NAN, 0.0, -2.0, -2.0];
+        assert_eq!(mix_down(&stereo, 2, &mut out), 1);
+        assert_eq!(out, [9.0, 0.375, 1.0, 0.0, -1.0]);
+        out.clear();
+        assert_eq!(mix_down(&[0.1, -0.2], 1, &mut out), 0);
+        assert_eq!(out, [0.1, -0.2]);
+    }
 
     #[test]
     fn a_panic_inside_the_decoder_becomes_a_typed_error() {
