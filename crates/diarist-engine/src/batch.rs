@@ -391,13 +391,13 @@ mod tests {
         );
         // nothing is ready, so the (unloadable) models are never asked for
         let report = run(&config(2), checked, |_, _| unreachable!());
-        assert_eq!((report.files, report.skipped, report.workers), (2, 1, 1));
+        assert_eq!((report.files, report.skipped, report.workers), (2, 1, 2));
         let lines = report.lines();
         assert!(
             lines[0].starts_with("2 files (1 skipped as existing), 0.000 h of audio in "),
             "{lines:?}"
         );
-        assert!(lines[0].ends_with(", 1 workers, 2 failed"), "{lines:?}");
+        assert!(lines[0].ends_with(", 2 workers, 2 failed"), "{lines:?}");
         assert!(lines[1].starts_with(&format!("failed: {}: ", bad.display())));
         assert_eq!(lines.len(), 3);
         let _ = std::fs::remove_dir_all(&dir);
