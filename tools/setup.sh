@@ -81,3 +81,17 @@ if ! cmp -s "$PY_REQS" "$PYVENV/wheelhouse/requirements.txt"; then
     -d "$PYVENV/wheelhouse" -r "$PY_REQS"
   cp "$PY_REQS" "$PYVENV/wheelhouse/requirements.txt"
 fi
+
+# The Ray test's packages (tools/test_ray.sh: the wheel's `ray` extra, Ray Data and pytest, every
+# version pinned in crates/diarist-py/tests_ray/requirements.txt) in a wheelhouse of their own,
+# so that its fresh environment installs offline and the Python test's stays small. Downloaded
+# only when missing or out of date.
+RAY_REQS=crates/diarist-py/tests_ray/requirements.txt
+RAY_WHEELHOUSE=$PYVENV/wheelhouse-ray
+if ! cmp -s "$RAY_REQS" "$RAY_WHEELHOUSE/requirements.txt"; then
+  echo "setup: downloading the Ray test's packages into $RAY_WHEELHOUSE"
+  rm -rf "$RAY_WHEELHOUSE"
+  "$PYVENV/bin/python" -m pip download --quiet --disable-pip-version-check \
+    -d "$RAY_WHEELHOUSE" -r "$RAY_REQS"
+  cp "$RAY_REQS" "$RAY_WHEELHOUSE/requirements.txt"
+fi

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
+
+import pytest
 
 import diarist
 from diarist import _install
@@ -37,3 +40,10 @@ def test_the_wheel_carries_the_default_models_and_onnx_runtime_with_their_licenc
 def test_the_configuration_resolves_into_the_package(pipeline):
     assert str(_install.MODELS / "segmentation-3.0") in pipeline.config
     assert str(_install.LIB / "libonnxruntime.so.1.32.0") in pipeline.config
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is not None, reason="Ray is installed")
+def test_without_ray_diarist_ray_says_which_extra_to_install():
+    # tools/test_ray.sh tests diarist.ray itself, with the extra installed
+    with pytest.raises(ImportError, match=r"pip install 'diarist\[ray\]'"):
+        import diarist.ray  # noqa: F401
