@@ -246,6 +246,18 @@ pub struct FileScore {
     pub breakdown: DerBreakdown,
     /// Whether the hypothesis holds the recording at all (else all its speech is missed).
     pub in_hypothesis: bool,
+    /// Speakers who talk in the scored regions: in the reference, and in the hypothesis.
+    pub speakers: (usize, usize),
+}
+
+/// How many speakers talk in `turns` within `uem` (everywhere when `None`).
+pub fn speakers_in(turns: &[Turn], uem: Option<&[(u64, u64)]>) -> usize {
+    let inside = |t: &Turn| uem.is_none_or(|u| u.iter().any(|&(a, b)| t.start < b && t.end > a));
+    let names: std::collections::BTreeSet<&str> = (turns.iter())
+        .filter(|t| t.end > t.start && inside(t))
+        .map(|t| t.speaker.as_str())
+        .collect();
+    names.len()
 }
 
 /// The DER of a set of recordings, per recording and pooled.
@@ -273,10 +285,12 @@ pub fn score_all(
         .map(|(id, reference)| {
             let hyp = hyps.get(id);
             let uem = uems.and_then(|u| u.get(id)).map(Vec::as_slice);
+            let hyp_turns = hyp.map_or(&[][..], Vec::as_slice);
             FileScore {
                 file_id: id.clone(),
-                breakdown: score(reference, hyp.map_or(&[][..], Vec::as_slice), uem, collar),
+                breakdown: score(reference, hyp_turns, uem, collar),
                 in_hypothesis: hyp.is_some(),
+                speakers: (speakers_in(reference, uem), speakers_in(hyp_turns, uem)),
             }
         })
         .collect();
@@ -292,12 +306,19 @@ pub fn score_all(
 }
 
 impl Report {
+    /// Recordings whose hypothesis has as many speakers as their reference, of all of them.
+    pub fn speaker_count_exact(&self) -> (usize, usize) {
+        let exact = self.files.iter().filter(|f| f.speakers.0 == f.speakers.1);
+        (exact.count(), self.files.len())
+    }
+
     /// A table: the collar, a header, one line per recording (noting those the hypothesis
-    /// lacks) and a `POOLED` line; rates in percent, reference speech in seconds.
+    /// lacks) with its speaker counts (reference / hypothesis), and a `POOLED` line with the
+    /// recordings counted exactly; rates in percent, reference speech in seconds.
     pub fn table(&self) -> String {
-        let line = |id: &str, b: &DerBreakdown, note: &str| {
+        let line = |id: &str, b: &DerBreakdown, speakers: &str, note: &str| {
             format!(
-                "{:<32} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>10.2}{note}\n",
+                "{:<32} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>10.2} {speakers:>9}{note}\n",
                 id,
                 100.0 * b.der(),
                 100.0 * b.rate(b.miss),
@@ -307,8 +328,8 @@ impl Report {
             )
         };
         let mut out = format!(
-            "collar {:.3} s, overlap scored, optimal mapping\n{:<32} {:>8} {:>8} {:>8} {:>8} {:>10}\n",
-            self.collar_secs, "file", "DER%", "miss%", "FA%", "conf%", "speech s"
+            "collar {:.3} s, overlap scored, optimal mapping\n{:<32} {:>8} {:>8} {:>8} {:>8} {:>10} {:>9}\n",
+            self.collar_secs, "file", "DER%", "miss%", "FA%", "conf%", "speech s", "speakers"
         );
         for f in &self.files {
             let note = if f.in_hypothesis {
@@ -316,14 +337,19 @@ impl Report {
             } else {
                 "  (no hypothesis)"
             };
-            out.push_str(&line(&f.file_id, &f.breakdown, note));
+            let speakers = format!("{} / {}", f.speakers.0, f.speakers.1);
+            out.push_str(&line(&f.file_id, &f.breakdown, &speakers, note));
         }
-        out.push_str(&line("POOLED", &self.pooled, ""));
+        let (exact, of) = self.speaker_count_exact();
+        let note = format!("  (speaker count exact in {exact} of {of})");
+        out.push_str(&line("POOLED", &self.pooled, "", &note));
         out
     }
 
     /// As JSON: `collar_secs`, `files` and `pooled`, each with its rates in percent (two
-    /// decimals), reference speech in seconds and whether the hypothesis holds it.
+    /// decimals), reference speech in seconds and whether the hypothesis holds it; each file
+    /// with its `reference_speakers` and `hypothesis_speakers`, and `speaker_count_exact`
+    /// (`files`, `of`, `share` in percent).
     pub fn to_json(&self) -> serde_json::Value {
         let pct = |v: f64| (v * 10000.0).round() / 100.0;
         let row = |id: &str, b: &DerBreakdown, found: bool| {
@@ -333,14 +359,25 @@ impl Report {
                 "reference_speech_secs": samples_to_secs(b.total), "in_hypothesis": found,
             })
         };
+        let files: Vec<serde_json::Value> = (self.files.iter())
+            .map(|f| {
+                let mut r = row(&f.file_id, &f.breakdown, f.in_hypothesis);
+                r["reference_speakers"] = f.speakers.0.into();
+                r["hypothesis_speakers"] = f.speakers.1.into();
+                r
+            })
+            .collect();
+        let (exact, of) = self.speaker_count_exact();
+        let share = if of == 0 {
+            0.0
+        } else {
+            exact as f64 / of as f64
+        };
         serde_json::json!({
             "collar_secs": self.collar_secs,
-            "files": self
-                .files
-                .iter()
-                .map(|f| row(&f.file_id, &f.breakdown, f.in_hypothesis))
-                .collect::<Vec<_>>(),
+            "files": files,
             "pooled": row("POOLED", &self.pooled, true),
+            "speaker_count_exact": {"files": exact, "of": of, "share": pct(share)},
         })
     }
 }
@@ -355,6 +392,27 @@ mod tests {
             end,
             speaker: s.into(),
         }
+    }
+
+    #[test]
+    fn speakers_are_counted_within_the_scored_regions() {
+        let turns = [
+            t(0, 100, "A"),
+            t(100, 200, "B"),
+            t(300, 400, "C"),
+            t(50, 50, "D"),
+        ];
+        assert_eq!(speakers_in(&turns, None), 3, "an empty turn is no speech");
+        assert_eq!(speakers_in(&turns, Some(&[(0, 150)])), 2);
+        assert_eq!(speakers_in(&turns, Some(&[(200, 300)])), 0);
+        let refs = BTreeMap::from([("a".to_string(), turns.to_vec()), ("b".into(), vec![])]);
+        let hyps = BTreeMap::from([("a".to_string(), vec![t(0, 400, "x"), t(0, 10, "y")])]);
+        let report = score_all(&refs, &hyps, None, 0.0);
+        assert_eq!(report.files[0].speakers, (3, 2));
+        assert_eq!(report.files[1].speakers, (0, 0));
+        assert_eq!(report.speaker_count_exact(), (1, 2));
+        assert_eq!(report.to_json()["speaker_count_exact"]["share"], 50.0);
+        assert!(report.table().contains("speaker count exact in 1 of 2"));
     }
 
     #[test]
@@ -433,7 +491,7 @@ mod tests {
         let table = report.table();
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines[0], "collar 0.000 s, overlap scored, optimal mapping");
-        assert!(lines[1].starts_with("file ") && lines[1].ends_with("  speech s"));
+        assert!(lines[1].starts_with("file ") && lines[1].ends_with("  speech s  speakers"));
         assert!(lines[2].starts_with("a ") && lines[2].contains(" 0.00 "));
         assert!(lines[3].starts_with("b ") && lines[3].ends_with("  (no hypothesis)"));
         assert!(lines[4].starts_with("POOLED") && lines[4].contains(" 66.67 "));

@@ -309,6 +309,10 @@ fn eval_scores_a_perfect_and_an_empty_hypothesis() {
             .any(|l| l.starts_with("POOLED") && l.contains(" 0.00 ")),
         "{table}"
     );
+    assert!(
+        table.contains("2 / 2") && table.contains("exact in 1 of 1"),
+        "{table}"
+    );
     let empty = temp_dir("eval").join("empty.rttm");
     std::fs::write(&empty, "").unwrap();
     let o = diarist(&[
@@ -322,6 +326,10 @@ fn eval_scores_a_perfect_and_an_empty_hypothesis() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["pooled"]["der"], 100.0);
     assert_eq!(v["files"][0]["in_hypothesis"], false);
+    // ami_dev00's reference has two speakers; the empty hypothesis none.
+    assert_eq!(v["files"][0]["reference_speakers"], 2);
+    assert_eq!(v["files"][0]["hypothesis_speakers"], 0);
+    assert_eq!(v["speaker_count_exact"]["files"], 0);
 }
 
 #[test]
