@@ -73,25 +73,20 @@ if [ "$("$PYVENV/bin/maturin" --version 2>/dev/null)" != "maturin $MATURIN_VERSI
   "$PYVENV/bin/python" -m pip install --quiet --disable-pip-version-check \
     "maturin==$MATURIN_VERSION"
 fi
-PY_REQS=crates/diarist-py/tests/requirements.txt
-if ! cmp -s "$PY_REQS" "$PYVENV/wheelhouse/requirements.txt"; then
-  echo "setup: downloading the Python test's packages into $PYVENV/wheelhouse"
-  rm -rf "$PYVENV/wheelhouse"
-  "$PYVENV/bin/python" -m pip download --quiet --disable-pip-version-check \
-    -d "$PYVENV/wheelhouse" -r "$PY_REQS"
-  cp "$PY_REQS" "$PYVENV/wheelhouse/requirements.txt"
-fi
+# Downloads the packages pinned in requirements file $1 into wheelhouse $2 (with a copy of the
+# file, so that it is downloaded again only when the file changes); $3 names them in the log.
+wheelhouse() {
+  if ! cmp -s "$1" "$2/requirements.txt"; then
+    echo "setup: downloading the $3 packages into $2"
+    rm -rf "$2"
+    "$PYVENV/bin/python" -m pip download --quiet --disable-pip-version-check -d "$2" -r "$1"
+    cp "$1" "$2/requirements.txt"
+  fi
+}
+wheelhouse crates/diarist-py/tests/requirements.txt "$PYVENV/wheelhouse" "Python test's"
 
 # The Ray test's packages (tools/test_ray.sh: the wheel's `ray` extra, Ray Data and pytest, every
 # version pinned in crates/diarist-py/tests_ray/requirements.txt) in a wheelhouse of their own,
 # so that its fresh environment installs offline and the Python test's stays small. Downloaded
 # only when missing or out of date.
-RAY_REQS=crates/diarist-py/tests_ray/requirements.txt
-RAY_WHEELHOUSE=$PYVENV/wheelhouse-ray
-if ! cmp -s "$RAY_REQS" "$RAY_WHEELHOUSE/requirements.txt"; then
-  echo "setup: downloading the Ray test's packages into $RAY_WHEELHOUSE"
-  rm -rf "$RAY_WHEELHOUSE"
-  "$PYVENV/bin/python" -m pip download --quiet --disable-pip-version-check \
-    -d "$RAY_WHEELHOUSE" -r "$RAY_REQS"
-  cp "$RAY_REQS" "$RAY_WHEELHOUSE/requirements.txt"
-fi
+wheelhouse crates/diarist-py/tests_ray/requirements.txt "$PYVENV/wheelhouse-ray" "Ray test's"

@@ -286,7 +286,7 @@ async fn wait_for_start<S: AsyncRead + AsyncWrite + Unpin>(
 
 /// The checkpoint a `start` resumes from: `Ok(None)` when it resumes none; an error message
 /// when the token does not verify, or checkpoints are asked for and the server has no key.
-fn resume_from(
+fn checkpoint_in(
     shared: &Shared,
     token: Option<&str>,
     wanted: bool,
@@ -325,7 +325,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             redact,
             resume,
         } = start;
-        let base = match resume_from(&shared, resume.as_deref(), options.checkpoints) {
+        let base = match checkpoint_in(&shared, resume.as_deref(), options.checkpoints) {
             Ok(Some(c)) => {
                 // The client's own known speakers that the checkpoint does not hold yet.
                 let held = &c.state.diarizer.speakers;

@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 mod common;
 
-use common::{TOKEN, sample, start_controlled};
+use common::{TOKEN, host, sample, start_controlled};
 
 /// The whole answer to `GET path` over plain HTTP.
 async fn get(addr: &str, path: &str) -> String {
@@ -54,11 +54,7 @@ async fn a_draining_server_refuses_new_sessions_and_flushes_the_ones_it_has() {
         c.busy_retry_after_secs = 7;
     })
     .await;
-    let addr = c
-        .url
-        .trim_start_matches("ws://")
-        .trim_end_matches("/v1/stream")
-        .to_string();
+    let addr = host(&c.url);
     let audio = sample();
     assert!(get(&addr, "/readyz").await.starts_with("HTTP/1.1 200"));
 
@@ -138,11 +134,7 @@ async fn an_overloaded_server_is_not_ready_and_refuses_new_sessions() {
         c.busy_retry_after_secs = 2;
     })
     .await;
-    let addr = c
-        .url
-        .trim_start_matches("ws://")
-        .trim_end_matches("/v1/stream")
-        .to_string();
+    let addr = host(&c.url);
     let f = stream_samples(sample(), &options(&c.url, None), |_| {})
         .await
         .unwrap();

@@ -7,7 +7,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use common::{TOKEN, sample, start_server};
+use common::{TOKEN, host, sample, start_server};
 use diarist_server::client::{ClientError, ClientOptions, stream_samples};
 use diarist_server::protocol::ErrorCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -359,10 +359,7 @@ fn check_values(families: &[Family], seconds: f64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_well_formed_prometheus_text_with_the_sessions_figures() {
     let (url, stop, task) = start_server(|c| c.max_sessions = 5).await;
-    let addr = url
-        .trim_start_matches("ws://")
-        .trim_end_matches("/v1/stream")
-        .to_string();
+    let addr = host(&url);
     let audio = sample();
     let seconds = audio.len() as f64 / 16_000.0;
     let opts = ClientOptions {

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 
 mod common;
 
-use common::{TOKEN, root, sample, start_controlled};
+use common::{TOKEN, host, root, sample, start_controlled};
 
 /// A TCP proxy to a backend that can be switched, cutting every open connection.
 struct Proxy {
@@ -56,13 +56,6 @@ impl Proxy {
             link.abort();
         }
     }
-}
-
-/// `host:port` of a server's WebSocket URL.
-fn host(url: &str) -> String {
-    url.trim_start_matches("ws://")
-        .trim_end_matches("/v1/stream")
-        .to_string()
 }
 
 fn options(url: &str, resume: bool) -> ClientOptions {

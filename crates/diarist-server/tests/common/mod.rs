@@ -13,6 +13,14 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// `host:port` of a server's WebSocket URL.
+#[allow(dead_code)] // not every test binary needs the address
+pub fn host(url: &str) -> String {
+    url.trim_start_matches("ws://")
+        .trim_end_matches("/v1/stream")
+        .to_string()
+}
+
 /// The pyannote sample (30 s, two speakers) as 16 kHz samples.
 #[allow(dead_code)] // not every test binary streams samples itself
 pub fn sample() -> Vec<f32> {
