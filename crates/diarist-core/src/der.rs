@@ -22,6 +22,30 @@ pub struct DerBreakdown {
     pub confusion: u64,
     /// Speech attributed to the right speaker.
     pub correct: u64,
+    /// Miss and false alarm split by how many reference speakers talk (0, 1, 2, 3 or more).
+    pub by_speakers: [CountSplit; 4],
+}
+
+/// Miss and false alarm where a given number of reference speakers talk, in samples.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CountSplit {
+    /// Time with that many reference speakers.
+    pub time: u64,
+    /// Reference speech there, counting overlapped speech once per speaker.
+    pub speech: u64,
+    /// Reference speech there with no hypothesis speaker to match it.
+    pub miss: u64,
+    /// Hypothesis speech there beyond the reference speakers.
+    pub false_alarm: u64,
+}
+
+impl AddAssign for CountSplit {
+    fn add_assign(&mut self, o: Self) {
+        self.time += o.time;
+        self.speech += o.speech;
+        self.miss += o.miss;
+        self.false_alarm += o.false_alarm;
+    }
 }
 
 impl DerBreakdown {
@@ -53,6 +77,9 @@ impl AddAssign for DerBreakdown {
         self.false_alarm += o.false_alarm;
         self.confusion += o.confusion;
         self.correct += o.correct;
+        for (a, b) in self.by_speakers.iter_mut().zip(o.by_speakers) {
+            *a += b;
+        }
     }
 }
 
@@ -127,9 +154,19 @@ pub fn score(
             .iter()
             .filter(|&&a| mapping[a].is_some_and(|b| h.contains(&b)))
             .count() as u64;
+        let (miss, false_alarm) = (
+            n_ref.saturating_sub(n_hyp) * dur,
+            n_hyp.saturating_sub(n_ref) * dur,
+        );
         out.total += n_ref * dur;
-        out.miss += n_ref.saturating_sub(n_hyp) * dur;
-        out.false_alarm += n_hyp.saturating_sub(n_ref) * dur;
+        out.miss += miss;
+        out.false_alarm += false_alarm;
+        out.by_speakers[r.len().min(3)] += CountSplit {
+            time: dur,
+            speech: n_ref * dur,
+            miss,
+            false_alarm,
+        };
         out.confusion += (n_ref.min(n_hyp) - correct) * dur;
         out.correct += correct * dur;
     }
@@ -260,6 +297,9 @@ pub fn speakers_in(turns: &[Turn], uem: Option<&[(u64, u64)]>) -> usize {
     names.len()
 }
 
+/// How the classes of [`DerBreakdown::by_speakers`] are named.
+pub const COUNT_NAMES: [&str; 4] = ["0", "1", "2", "3+"];
+
 /// The DER of a set of recordings, per recording and pooled.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
@@ -313,8 +353,9 @@ impl Report {
     }
 
     /// A table: the collar, a header, one line per recording (noting those the hypothesis
-    /// lacks) with its speaker counts (reference / hypothesis), and a `POOLED` line with the
-    /// recordings counted exactly; rates in percent, reference speech in seconds.
+    /// lacks) with its speaker counts (reference / hypothesis), a `POOLED` line with the
+    /// recordings counted exactly, and the pooled miss and false alarm by how many reference
+    /// speakers talk; rates in percent, times in seconds.
     pub fn table(&self) -> String {
         let line = |id: &str, b: &DerBreakdown, speakers: &str, note: &str| {
             format!(
@@ -343,20 +384,56 @@ impl Report {
         let (exact, of) = self.speaker_count_exact();
         let note = format!("  (speaker count exact in {exact} of {of})");
         out.push_str(&line("POOLED", &self.pooled, "", &note));
+        out.push_str(&format!(
+            "\npooled by reference speakers talking\n{:<12} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8}\n",
+            "speakers", "time s", "speech s", "miss s", "FA s", "miss%", "FA%"
+        ));
+        for (n, c) in self.pooled.by_speakers.iter().enumerate() {
+            let pct = |v: u64| {
+                if c.speech == 0 {
+                    "-".to_string()
+                } else {
+                    format!("{:.2}", 100.0 * v as f64 / c.speech as f64)
+                }
+            };
+            out.push_str(&format!(
+                "{:<12} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>8} {:>8}\n",
+                COUNT_NAMES[n],
+                samples_to_secs(c.time),
+                samples_to_secs(c.speech),
+                samples_to_secs(c.miss),
+                samples_to_secs(c.false_alarm),
+                pct(c.miss),
+                pct(c.false_alarm)
+            ));
+        }
         out
     }
 
     /// As JSON: `collar_secs`, `files` and `pooled`, each with its rates in percent (two
     /// decimals), reference speech in seconds and whether the hypothesis holds it; each file
     /// with its `reference_speakers` and `hypothesis_speakers`, and `speaker_count_exact`
-    /// (`files`, `of`, `share` in percent).
+    /// (`files`, `of`, `share` in percent); files and pooled with `by_reference_speakers`, the
+    /// miss and false alarm where 0, 1, 2 or 3+ reference speakers talk, in seconds.
     pub fn to_json(&self) -> serde_json::Value {
         let pct = |v: f64| (v * 10000.0).round() / 100.0;
         let row = |id: &str, b: &DerBreakdown, found: bool| {
+            let by: Vec<serde_json::Value> = (b.by_speakers.iter().enumerate())
+                .map(|(n, c)| {
+                    serde_json::json!({
+                        "reference_speakers": COUNT_NAMES[n],
+                        "time_secs": samples_to_secs(c.time),
+                        "speech_secs": samples_to_secs(c.speech),
+                        "miss_secs": samples_to_secs(c.miss),
+                        "false_alarm_secs": samples_to_secs(c.false_alarm),
+                    })
+                })
+                .collect();
             serde_json::json!({
                 "file_id": id, "der": pct(b.der()), "miss": pct(b.rate(b.miss)),
                 "false_alarm": pct(b.rate(b.false_alarm)), "confusion": pct(b.rate(b.confusion)),
                 "reference_speech_secs": samples_to_secs(b.total), "in_hypothesis": found,
+                "by_reference_speakers": by,
             })
         };
         let files: Vec<serde_json::Value> = (self.files.iter())
@@ -413,6 +490,48 @@ mod tests {
         assert_eq!(report.speaker_count_exact(), (1, 2));
         assert_eq!(report.to_json()["speaker_count_exact"]["share"], 50.0);
         assert!(report.table().contains("speaker count exact in 1 of 2"));
+    }
+
+    #[test]
+    fn miss_and_false_alarm_are_split_by_reference_speakers() {
+        // Reference: A 0-100, B 50-150 (two speakers 50-100), C 60-80 (three 60-80); nobody
+        // 150-200. Hypothesis: x 0-200 alone.
+        let r = [t(0, 100, "A"), t(50, 150, "B"), t(60, 80, "C")];
+        let b = score(&r, &[t(0, 200, "x")], None, 0);
+        let split = b.by_speakers;
+        assert_eq!(
+            (split[0].time, split[0].miss, split[0].false_alarm),
+            (50, 0, 50)
+        );
+        assert_eq!(
+            (split[1].time, split[1].speech, split[1].miss),
+            (100, 100, 0)
+        );
+        assert_eq!(
+            (split[2].time, split[2].speech, split[2].miss),
+            (30, 60, 30)
+        );
+        assert_eq!(
+            (split[3].time, split[3].speech, split[3].miss),
+            (20, 60, 40)
+        );
+        let miss: u64 = split.iter().map(|c| c.miss).sum();
+        let fa: u64 = split.iter().map(|c| c.false_alarm).sum();
+        assert_eq!((miss, fa), (b.miss, b.false_alarm));
+        let refs = BTreeMap::from([("a".to_string(), r.to_vec())]);
+        let hyps = BTreeMap::from([("a".to_string(), vec![t(0, 200, "x")])]);
+        let report = score_all(&refs, &hyps, None, 0.0);
+        assert_eq!(report.pooled.by_speakers, split);
+        let json = report.to_json();
+        assert_eq!(
+            json["pooled"]["by_reference_speakers"][3]["reference_speakers"],
+            "3+"
+        );
+        assert!(
+            report
+                .table()
+                .contains("pooled by reference speakers talking")
+        );
     }
 
     #[test]
