@@ -13,6 +13,7 @@ pub mod online;
 pub mod reconstruct;
 pub mod rttm;
 pub mod transcript;
+pub mod vbx;
 
 /// Samples per second of every position and duration in memory: the one time base of diarist
 /// (audio is decoded and resampled to it; seconds appear only at the edges).

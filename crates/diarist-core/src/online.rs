@@ -47,6 +47,13 @@ pub struct OnlineParams {
     pub min_active_frames: usize,
     /// Most global speakers (`None`: no bound).
     pub max_speakers: Option<usize>,
+    /// Two speakers whose voiceprints come closer than this cosine distance are one voice: the
+    /// newer joins the older (an enrolled one keeps its name) for every frame not final yet; 0
+    /// never merges.
+    pub merge_threshold: f32,
+    /// A new speaker is tentative until a later window hears it again; if its first frames must
+    /// become final before that, it is withdrawn and its frames go to the closest other speaker.
+    pub confirm_new_speakers: bool,
 }
 
 /// One processed window, seen by the models after some context (the audio before it).
@@ -122,6 +129,42 @@ pub struct Speaker {
     pub name: Option<String>,
     /// Sum of the embeddings assigned to it (its direction is the voiceprint).
     sum: Vec<f32>,
+    /// How many unit embeddings the sum holds (an enrolled voiceprint counts as 20).
+    count: f32,
+    /// Enrolled (it never merges with another enrolled speaker).
+    enrolled: bool,
+    /// Heard by more than one window (or enrolled, or the stream's first speaker).
+    confirmed: bool,
+    /// The speaker it has become part of, when it was merged or withdrawn.
+    joined: Option<usize>,
+}
+
+impl Speaker {
+    fn found(sum: Vec<f32>, confirmed: bool) -> Self {
+        Self {
+            name: None,
+            sum,
+            count: 1.0,
+            enrolled: false,
+            confirmed,
+            joined: None,
+        }
+    }
+
+    fn live(&self) -> bool {
+        self.joined.is_none()
+    }
+
+    /// Average cosine distance between this speaker's embeddings and `other`'s (average
+    /// linkage, as the offline clustering measures it).
+    fn distance(&self, other: &Speaker) -> f32 {
+        let n = self.count * other.count;
+        if n > 0.0 {
+            1.0 - dot(&self.sum, &other.sum) / n
+        } else {
+            2.0
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone)]
@@ -190,6 +233,14 @@ impl DiarizerState {
                 return Err(StateError::Voiceprint(s.name.clone(), dimension));
             }
         }
+        if let Some(j) = self
+            .speakers
+            .iter()
+            .filter_map(|s| s.joined)
+            .find(|&j| j >= n)
+        {
+            return Err(StateError::Speaker(j, n));
+        }
         match (self.frames.iter().flat_map(|f| &f.speakers)).find(|(s, _)| *s >= n) {
             Some(&(s, _)) => Err(StateError::Speaker(s, n)),
             None => Ok(()),
@@ -204,6 +255,22 @@ pub struct SpeakerState {
     pub name: String,
     /// The sum of the embeddings assigned to it.
     pub sum: Vec<f32>,
+    /// How many unit embeddings `sum` holds (by default, its length: as if they all agreed).
+    #[serde(default)]
+    pub count: Option<f32>,
+    /// Whether it was enrolled.
+    #[serde(default)]
+    pub enrolled: bool,
+    /// Whether a second window has heard it (see [`OnlineParams::confirm_new_speakers`]).
+    #[serde(default = "yes")]
+    pub confirmed: bool,
+    /// The speaker it has become part of, when merged or withdrawn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joined: Option<usize>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// One frame's tally in a [`DiarizerState`]: summed window weights, weighted local speaker
@@ -280,6 +347,10 @@ impl OnlineDiarizer {
         self.speakers.push(Speaker {
             name: Some(name.to_string()),
             sum,
+            count: 20.0,
+            enrolled: true,
+            confirmed: true,
+            joined: None,
         });
         self.open.push(None);
         self.speakers.len() - 1
@@ -313,6 +384,10 @@ impl OnlineDiarizer {
                 .map(|(i, s)| SpeakerState {
                     name: name(i),
                     sum: s.sum.clone(),
+                    count: Some(s.count),
+                    enrolled: s.enrolled,
+                    confirmed: s.confirmed,
+                    joined: s.joined,
                 })
                 .collect(),
             frontier: self.frontier,
@@ -339,6 +414,10 @@ impl OnlineDiarizer {
             .map(|s| Speaker {
                 name: Some(s.name.clone()),
                 sum: s.sum.clone(),
+                count: (s.count).unwrap_or_else(|| dot(&s.sum, &s.sum).sqrt()),
+                enrolled: s.enrolled,
+                confirmed: s.confirmed,
+                joined: s.joined,
             })
             .collect();
         self.open = vec![None; n];
@@ -391,6 +470,9 @@ impl OnlineDiarizer {
         let upto = (first + self.p.window_frames + self.p.hop_frames)
             .saturating_sub(tentative)
             .min(first + valid.min(obs.final_frames));
+        if self.p.confirm_new_speakers {
+            self.withdraw_unconfirmed(upto);
+        }
         let mut events = Vec::new();
         self.finalise(upto, None, &mut events);
         Ok(events)
@@ -400,6 +482,9 @@ impl OnlineDiarizer {
     /// every open turn there.
     pub fn finish(&mut self, total_samples: usize) -> Vec<TurnEvent> {
         let frames = self.p.grid.frames_covering(total_samples);
+        if self.p.confirm_new_speakers {
+            self.withdraw_unconfirmed(frames);
+        }
         let mut events = Vec::new();
         self.finalise(frames, Some(total_samples), &mut events);
         for (s, open) in self.open.iter_mut().enumerate() {
@@ -436,7 +521,100 @@ impl OnlineDiarizer {
         let scores = self.similarities(&embeddings, voices.local.len());
         let (used, unmatched) = self.match_known(&voices, &embeddings, &scores, &mut labels);
         self.place_unmatched(&voices, &embeddings, &scores, used, unmatched, &mut labels);
+        self.merge_close_voiceprints(&mut labels);
         Ok(labels)
+    }
+
+    /// Merges every pair of live speakers whose voiceprints are closer than the merge threshold,
+    /// closest first: the newer found speaker joins the other (its voiceprint is added), in this
+    /// window's `labels` and in every frame not final yet. Two enrolled speakers never merge.
+    fn merge_close_voiceprints(&mut self, labels: &mut [Option<usize>]) {
+        if self.p.merge_threshold <= 0.0 {
+            return;
+        }
+        loop {
+            let n = self.speakers.len();
+            let mut closest: Option<(usize, usize, f32)> = None;
+            for a in 0..n {
+                for b in a + 1..n {
+                    let (x, y) = (&self.speakers[a], &self.speakers[b]);
+                    if !x.live() || !y.live() || (x.enrolled && y.enrolled) {
+                        continue;
+                    }
+                    let d = x.distance(y);
+                    if d < self.p.merge_threshold && closest.is_none_or(|c| d < c.2) {
+                        closest = Some((a, b, d));
+                    }
+                }
+            }
+            let Some((a, b, _)) = closest else { return };
+            // The enrolled one keeps its name; else the older one stays.
+            let (keep, gone) = if self.speakers[b].enrolled {
+                (b, a)
+            } else {
+                (a, b)
+            };
+            let sum = std::mem::take(&mut self.speakers[gone].sum);
+            (self.speakers[keep].sum.iter_mut().zip(&sum)).for_each(|(k, g)| *k += g);
+            self.speakers[gone].sum = sum;
+            self.speakers[keep].count += self.speakers[gone].count;
+            self.speakers[keep].confirmed |= self.speakers[gone].confirmed;
+            self.join(gone, keep);
+            for l in labels.iter_mut().filter(|l| **l == Some(gone)) {
+                *l = Some(keep);
+            }
+        }
+    }
+
+    /// Gives the frames before `upto` of each new speaker that no second window has confirmed
+    /// yet to the live confirmed speaker with the closest voiceprint (or confirms it, when there
+    /// is none): they are about to be final. The speaker stays tentative for later frames.
+    fn withdraw_unconfirmed(&mut self, upto: usize) {
+        let due = upto.saturating_sub(self.frontier).min(self.buffer.len());
+        for s in 0..self.speakers.len() {
+            let sp = &self.speakers[s];
+            if sp.confirmed || !sp.live() {
+                continue;
+            }
+            let heard = (self.buffer.iter().take(due))
+                .any(|acc| acc.speakers.iter().any(|&(x, w)| x == s && w > 0.0));
+            if !heard {
+                continue;
+            }
+            let closest = (0..self.speakers.len())
+                .filter(|&j| j != s && self.speakers[j].live() && self.speakers[j].confirmed)
+                .max_by(|&a, &b| {
+                    let sim = |j: usize| cosine(&self.speakers[s].sum, &self.speakers[j].sum);
+                    sim(a).total_cmp(&sim(b))
+                });
+            match closest {
+                Some(j) => self.move_frames(s, j, due),
+                None => self.speakers[s].confirmed = true,
+            }
+        }
+    }
+
+    /// Makes speaker `gone` part of `keep` from the oldest frame not final on.
+    fn join(&mut self, gone: usize, keep: usize) {
+        self.speakers[gone].joined = Some(keep);
+        self.move_frames(gone, keep, self.buffer.len());
+    }
+
+    /// Gives speaker `from`'s activity in the first `frames` frames not final to speaker `to`.
+    fn move_frames(&mut self, from: usize, to: usize, frames: usize) {
+        let (gone, keep) = (from, to);
+        for acc in self.buffer.iter_mut().take(frames) {
+            let moved: f32 = (acc.speakers.iter().filter(|x| x.0 == gone))
+                .map(|x| x.1)
+                .sum();
+            acc.speakers.retain(|x| x.0 != gone);
+            if moved > 0.0 {
+                match acc.speakers.iter_mut().find(|x| x.0 == keep) {
+                    Some(x) => x.1 += moved,
+                    None => acc.speakers.push((keep, moved)),
+                }
+            }
+        }
     }
 
     /// Centre of the window's backbone feature frame `r`, in samples from the observation's start.
@@ -525,9 +703,14 @@ impl OnlineDiarizer {
         embeddings[..n]
             .iter()
             .map(|e| {
-                self.speakers
-                    .iter()
-                    .map(|sp| cosine(e, &sp.sum) as f64)
+                (self.speakers.iter())
+                    .map(|sp| {
+                        if sp.live() {
+                            cosine(e, &sp.sum) as f64
+                        } else {
+                            -2.0
+                        }
+                    })
                     .collect()
             })
             .collect()
@@ -549,20 +732,21 @@ impl OnlineDiarizer {
         } else {
             max_weight_matching(scores)
         };
-        let mut used = vec![false; self.speakers.len()];
+        let mut used: Vec<bool> = self.speakers.iter().map(|s| !s.live()).collect();
         let mut unmatched = Vec::new();
         for (i, &s) in voices.local.iter().enumerate() {
             match matched[i] {
-                Some(j) if 1.0 - scores[i][j] < self.p.match_threshold as f64 => {
+                Some(j) if !used[j] && 1.0 - scores[i][j] < self.p.match_threshold as f64 => {
                     labels[s] = Some(j);
                     used[j] = true;
+                    if voices.in_window[s] {
+                        self.speakers[j].confirmed = true;
+                    }
                     if voices.in_window[s] && voices.clean[s] >= self.p.update_frames {
                         let e = normalised(&embeddings[i]);
-                        self.speakers[j]
-                            .sum
-                            .iter_mut()
-                            .zip(&e)
-                            .for_each(|(a, b)| *a += b);
+                        let sp = &mut self.speakers[j];
+                        sp.sum.iter_mut().zip(&e).for_each(|(a, b)| *a += b);
+                        sp.count += 1.0;
                     }
                 }
                 _ if voices.in_window[s] => unmatched.push(i),
@@ -588,12 +772,13 @@ impl OnlineDiarizer {
         unmatched.sort_by_key(|&i| std::cmp::Reverse(voices.clean[voices.local[i]]));
         for i in unmatched {
             let s = voices.local[i];
-            let room = self.p.max_speakers.is_none_or(|m| self.speakers.len() < m);
+            let live = self.speakers.iter().filter(|s| s.live()).count();
+            let room = self.p.max_speakers.is_none_or(|m| live < m);
             if voices.clean[s] >= self.p.new_speaker_frames && room {
-                self.speakers.push(Speaker {
-                    name: None,
-                    sum: normalised(&embeddings[i]),
-                });
+                let first = !self.speakers.iter().any(Speaker::live);
+                let confirmed = first || !self.p.confirm_new_speakers;
+                self.speakers
+                    .push(Speaker::found(normalised(&embeddings[i]), confirmed));
                 self.open.push(None);
                 used.push(true);
                 labels[s] = Some(self.speakers.len() - 1);
@@ -785,6 +970,8 @@ mod tests {
             update_frames: 1,
             min_active_frames: 1,
             max_speakers: None,
+            merge_threshold: 0.0,
+            confirm_new_speakers: false,
         }
     }
 
@@ -887,6 +1074,104 @@ mod tests {
             assert_eq!(*speaker_of[v].get_or_insert(e.speaker), e.speaker, "{e:?}");
         }
         assert_ne!(speaker_of[0], speaker_of[1]);
+    }
+
+    /// Runs one voice per frame, `voice(g)` (its local slot and 2-d direction, or silence when
+    /// `None`), through a diarizer with `params` in 6-frame windows `hop_frames` apart; returns
+    /// the final turns' speakers with their start frames, in order.
+    fn single_voice_turns(
+        params: OnlineParams,
+        total_frames: usize,
+        voice: impl Fn(usize) -> Option<(usize, [f32; 2])>,
+    ) -> (OnlineDiarizer, Vec<(usize, usize)>) {
+        let hop = params.hop_frames;
+        let mut d = OnlineDiarizer::new(params);
+        let mut events = Vec::new();
+        for w in 0..((total_frames - 6) / hop + 1) {
+            let first = w * hop;
+            let frames = first..first + 6;
+            let who: Vec<Option<usize>> = frames.clone().map(|g| voice(g).map(|v| v.0)).collect();
+            let voices: Vec<[f32; 2]> =
+                (frames.map(|g| voice(g).map_or([0.0, 0.0], |v| v.1))).collect();
+            let (act, feats) = window(&who, &voices);
+            let obs = observe(first * 10, 0, &act, &feats);
+            events.extend(d.push_window(&obs, &mut mean).unwrap());
+        }
+        events.extend(d.finish(total_frames * 10));
+        let starts = (events.iter())
+            .filter(|e| e.status == TurnStatus::Started)
+            .map(|e| (e.speaker, e.start / 10))
+            .collect();
+        (d, starts)
+    }
+
+    /// One voice that, after a pause longer than a window, sounds 40 degrees off: far enough to
+    /// open a second speaker (cosine distance 0.23 > 0.2), close enough that the two are one
+    /// voice by average linkage under 0.3.
+    fn drifting_voice(g: usize) -> Option<(usize, [f32; 2])> {
+        let angle: f32 = match g {
+            0..14 => 0.0,
+            14..22 => return None,
+            _ => 40f32.to_radians(),
+        };
+        Some((0, [angle.cos(), angle.sin()]))
+    }
+
+    #[test]
+    fn a_voice_split_in_two_joins_up_for_later_turns() {
+        let split = OnlineParams {
+            match_threshold: 0.2,
+            ..params()
+        };
+        let (d, turns) = single_voice_turns(split.clone(), 40, drifting_voice);
+        assert_eq!(d.speaker_count(), 2);
+        assert!(turns.iter().any(|t| t.0 == 1), "{turns:?}");
+        let merged = OnlineParams {
+            merge_threshold: 0.3,
+            ..split
+        };
+        let (d, turns) = single_voice_turns(merged, 40, drifting_voice);
+        assert_eq!(
+            d.speaker_count(),
+            2,
+            "the second speaker was opened, then merged"
+        );
+        assert!(turns.iter().all(|t| t.0 == 0), "{turns:?}");
+        assert!(turns.iter().any(|t| t.1 >= 22), "{turns:?}");
+        // The merged speaker is no longer matched: a state taken now says so.
+        let state = d.state(&[]);
+        assert_eq!(state.speakers[1].joined, Some(0));
+        assert_eq!(
+            state.speakers[0].count,
+            Some(state.speakers[0].count.unwrap())
+        );
+        let json = serde_json::to_string(&state).unwrap();
+        let back: DiarizerState = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, state);
+    }
+
+    #[test]
+    fn a_new_voice_heard_by_one_window_only_is_withdrawn() {
+        // A voice that a single window hears (frames 14-15), between long turns of another.
+        let blip = |g: usize| match g {
+            14 | 15 => Some((1, [0.0, 1.0])),
+            _ if g % 10 == 9 => None,
+            _ => Some((0, [1.0, 0.0])),
+        };
+        let hop4 = OnlineParams {
+            hop_frames: 4,
+            tentative_frames: 4,
+            ..params()
+        };
+        let (_, turns) = single_voice_turns(hop4.clone(), 40, blip);
+        assert!(turns.iter().any(|t| t.0 == 1), "{turns:?}");
+        let confirming = OnlineParams {
+            confirm_new_speakers: true,
+            ..hop4
+        };
+        let (d, turns) = single_voice_turns(confirming, 40, blip);
+        assert!(turns.iter().all(|t| t.0 == 0), "{turns:?}");
+        assert!(!d.state(&[]).speakers[1].confirmed);
     }
 
     #[test]

@@ -94,6 +94,8 @@ fn params(c: &Case) -> OnlineParams {
         update_frames: 1,
         min_active_frames: 1,
         max_speakers: c.max_speakers,
+        merge_threshold: 0.2,
+        confirm_new_speakers: true,
     }
 }
 

@@ -46,6 +46,29 @@ pub struct ModelsConfig {
     pub embedding_variant: String,
 }
 
+/// How offline diarization clusters the embeddings into speakers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Clustering {
+    /// Average-linkage agglomerative clustering cut at `cluster_threshold`.
+    Ahc,
+    /// Variational Bayes from an over-split agglomerative clustering, in a space whitened per
+    /// recording ([`diarist_core::vbx`]).
+    Vbx,
+}
+
+impl std::str::FromStr for Clustering {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "ahc" => Ok(Self::Ahc),
+            "vbx" => Ok(Self::Vbx),
+            _ => Err(format!("unknown clustering `{s}` (ahc or vbx)")),
+        }
+    }
+}
+
 /// Offline (whole-recording) diarization settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,6 +85,8 @@ pub struct OfflineConfig {
     pub min_embedding_speech_secs: f64,
     /// Least speech for an embedding to shape the clusters, seconds.
     pub min_cluster_speech_secs: f64,
+    /// How the embeddings are clustered into speakers.
+    pub clustering: Clustering,
     /// Average-linkage stopping distance (cosine).
     pub cluster_threshold: f32,
     /// Clusters with fewer members are folded into the nearest larger one.
@@ -135,6 +160,10 @@ pub struct StreamingConfig {
     pub min_speech_secs: f64,
     /// Most speakers per stream (0 = no bound).
     pub max_speakers: usize,
+    /// Speakers whose voiceprints come closer than this cosine distance are merged (0: never).
+    pub merge_threshold: f32,
+    /// A new speaker waits for a second window to hear it before its first frames are final.
+    pub confirm_new_speakers: bool,
     /// Audio buffered per stream before a live source overflows (a file source waits), seconds.
     pub buffer_secs: f64,
     /// Windows per stream handed to the models before their results come back.
@@ -223,6 +252,9 @@ impl EngineConfig {
         }
         if !(s.match_threshold.is_finite() && (0.0..=2.0).contains(&s.match_threshold)) {
             return bad("match_threshold must be a cosine distance in [0, 2]");
+        }
+        if !(s.merge_threshold.is_finite() && (0.0..=2.0).contains(&s.merge_threshold)) {
+            return bad("merge_threshold must be a cosine distance in [0, 2]");
         }
         for (v, what) in [
             (s.new_speaker_secs, "new_speaker_secs"),

@@ -19,7 +19,7 @@ pub mod turns;
 pub mod view;
 pub mod voiceprint;
 
-pub use config::{EngineConfig, StreamingConfig};
+pub use config::{Clustering, EngineConfig, StreamingConfig};
 pub use stream::{Engine, Event, ResumeState, Stream, StreamOptions, Summary, Voiceprint};
 pub use turns::FinalTurns;
 

@@ -13,6 +13,7 @@ use diarist_core::activity::{self, LocalActivity, ScoreKind};
 use diarist_core::assignment::max_weight_matching;
 use diarist_core::cluster::{self, ClusterCount, EmbeddingMatrix};
 use diarist_core::reconstruct::{self, Activity, FrameGrid, PlacedWindow, SpeakerTurn, TurnRules};
+use diarist_core::vbx::{self, VbxParams};
 use std::ops::Range;
 use std::path::Path;
 
@@ -22,7 +23,7 @@ use diarist_models::{
     SegmentationModel,
 };
 
-use crate::config::OfflineConfig;
+use crate::config::{Clustering, OfflineConfig};
 use crate::{EngineConfig, EngineError, frame_grid, spans};
 
 /// The two models one worker runs.
@@ -127,6 +128,8 @@ pub(crate) struct Plan {
     min_embed_frames: usize,
     min_cluster_frames: usize,
     count: ClusterCount,
+    clustering: Clustering,
+    vbx: VbxParams,
     min_cluster_size: usize,
     max_cluster_embeddings: usize,
     /// Samples per backbone block (split models: a multiple of the feature step).
@@ -171,6 +174,14 @@ impl Plan {
                 num: unbounded(cfg.num_speakers),
                 min: cfg.min_speakers.max(1),
                 max: unbounded(cfg.max_speakers),
+            },
+            clustering: cfg.clustering,
+            // Each second of audio is in `window / step` windows: their embeddings are not
+            // independent evidence.
+            vbx: VbxParams {
+                fa: (step as f64 / window as f64).min(1.0),
+                fb: 1.0,
+                max_iters: 20,
             },
             min_cluster_size: cfg.min_cluster_size.max(1),
             max_cluster_embeddings: cfg.max_cluster_embeddings,
@@ -561,9 +572,7 @@ impl State {
         for &i in &train {
             x.data.extend_from_slice(self.embeddings.row(i));
         }
-        let merges = cluster::average_linkage(&x);
-        let applied = cluster::merges_to_apply(&merges, x.len(), &plan.count);
-        let labels = cluster::cut(&merges, x.len(), applied);
+        let labels = speakers_of(&x, plan);
         let k = labels.iter().max().map_or(0, |m| m + 1);
         let mut centroids = cluster::centroids(&x, &labels, k);
         // Fold clusters with too few members into the nearest large one (unless a speaker count
@@ -609,6 +618,31 @@ impl State {
         }
         centroids
     }
+}
+
+/// A speaker label `0..k` for every row of `x`, by the plan's clustering. VBx gives way to the
+/// dendrogram's cut when a speaker count is set or its count falls outside the bounds.
+fn speakers_of(x: &EmbeddingMatrix, plan: &Plan) -> Vec<usize> {
+    let merges = cluster::average_linkage(x);
+    let n = x.len();
+    let labels = cluster::cut(
+        &merges,
+        n,
+        cluster::merges_to_apply(&merges, n, &plan.count),
+    );
+    if plan.clustering == Clustering::Ahc || plan.count.num.is_some() {
+        return labels;
+    }
+    // Start over-split: the dendrogram cut at half the threshold.
+    let finer = ClusterCount {
+        threshold: plan.count.threshold / 2.0,
+        ..plan.count
+    };
+    let init = cluster::cut(&merges, n, cluster::merges_to_apply(&merges, n, &finer));
+    let bayes = vbx::cluster(x, &init, &labels, &plan.vbx);
+    let k = bayes.iter().max().map_or(0, |m| m + 1);
+    let within = k >= plan.count.min.min(n) && plan.count.max.is_none_or(|m| k <= m);
+    if within { bayes } else { labels }
 }
 
 /// Drops speakers with no activity and renumbers the rest in order of first appearance.

@@ -347,6 +347,8 @@ impl Engine {
             update_frames: frames_of(s.update_speech_secs),
             min_active_frames: frames_of(s.min_speech_secs).max(1),
             max_speakers: (s.max_speakers > 0).then_some(s.max_speakers),
+            merge_threshold: s.merge_threshold,
+            confirm_new_speakers: s.confirm_new_speakers,
         };
         let context = (secs(s.context_secs) as f64 / step as f64).round() as usize * step;
         let mut plan = StreamPlan {
@@ -555,6 +557,8 @@ mod tests {
                 update_frames: 18,
                 min_active_frames: 18,
                 max_speakers: None,
+                merge_threshold: 0.4,
+                confirm_new_speakers: true,
             },
             info: ModelInfo {
                 frames,

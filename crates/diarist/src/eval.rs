@@ -33,11 +33,8 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         "--collar must be a non-negative number of seconds"
     );
     let refs = read_rttm_tree(&args.reference)?;
-    anyhow::ensure!(
-        !refs.is_empty(),
-        "no reference turns in {}",
-        args.reference.display()
-    );
+    let none = format!("no reference turns in {}", args.reference.display());
+    anyhow::ensure!(!refs.is_empty(), none);
     let hyps = read_rttm_tree(&args.hypothesis)?;
     let uems = args.uem.as_deref().map(read_uem_tree).transpose()?;
     let report = der::score_all(&refs, &hyps, uems.as_ref(), args.collar);

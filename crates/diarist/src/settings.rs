@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use diarist_config::{Effective, Install, Settings};
+use diarist_engine::Clustering;
 
 /// Options every model-running command shares.
 #[derive(clap::Args, Debug, Clone)]
@@ -41,6 +42,9 @@ pub struct OfflineArgs {
     /// Clustering threshold (cosine distance).
     #[arg(long)]
     pub threshold: Option<f32>,
+    /// Clustering: "ahc" (average linkage) or "vbx" (variational Bayes from an over-split start).
+    #[arg(long)]
+    pub clustering: Option<Clustering>,
 }
 
 /// Loads the configuration the arguments point at and applies the overrides.
@@ -78,6 +82,7 @@ fn apply_overrides(settings: &mut Settings, common: &CommonArgs, offline: &Offli
     o.window_secs = offline.window.unwrap_or(o.window_secs);
     o.step_secs = offline.step.unwrap_or(o.step_secs);
     o.cluster_threshold = offline.threshold.unwrap_or(o.cluster_threshold);
+    o.clustering = offline.clustering.unwrap_or(o.clustering);
 }
 
 /// The overriding flags given on the command line (all but `--config` and `--server`).

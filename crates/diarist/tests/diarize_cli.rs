@@ -100,6 +100,13 @@ fn real_recordings_meet_der_bounds() {
     // 15.09 %, simulated 12.64 %), the same on AVX2 and AVX-512 VNNI CPUs.
     let pooled = pooled_der(&ids, &out).der();
     assert!(pooled <= 0.15, "pooled DER {pooled:.4}");
+    // VBx clustering: the same 12.79 % on these five (docs/BENCHMARKS.md compares the two).
+    let vbx = temp_dir("der-vbx");
+    let mut args = vec!["diarize", "--clustering", "vbx", "-o", vbx.to_str().unwrap()];
+    args.extend(inputs.iter().map(String::as_str));
+    assert!(diarist(&args).status.success());
+    let pooled = pooled_der(&ids, &vbx).der();
+    assert!(pooled <= 0.15, "pooled DER with VBx {pooled:.4}");
     // Same file id, same content: the batch is deterministic.
     let again = temp_dir("der-again");
     let o = diarist(&["diarize", "-o", again.to_str().unwrap(), &inputs[0]]);
@@ -370,6 +377,11 @@ fn speaker_count_options_are_honoured() {
     assert_eq!(speakers(&["--num-speakers", "1"]), 1);
     assert_eq!(speakers(&["--min-speakers", "3"]), 3);
     assert_eq!(speakers(&["--num-speakers", "3"]), 3);
+    for bounds in [["--max-speakers", "1"], ["--min-speakers", "3"], ["--num-speakers", "2"]] {
+        let expected: usize = bounds[1].parse().unwrap();
+        let with_vbx = [&bounds[..], &["--clustering", "vbx"]].concat();
+        assert_eq!(speakers(&with_vbx), expected, "{with_vbx:?}");
+    }
     let o = diarist(&[
         "diarize",
         "--min-speakers",
