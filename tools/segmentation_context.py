@@ -23,6 +23,12 @@ Frames describe the instant `frame_offset` samples after their receptive field's
 manifest's value); `--offsets 0,10,20` adds offline 10 s rows for other offsets, in ms, which is
 how the manifest's value was chosen.
 
+`--overlap` prints, for the frames where two or more reference speakers talk (10 s windows,
+offline), the share that some covering window gives two or more speakers, and the share whose
+rounded mean count does: where overlapped speech is lost before any speaker is assigned. It does
+so for the powerset's most likely class (as diarist decodes it) and for each speaker's marginal
+probability above 0.5 and 0.3.
+
 `--oracle 0,3` adds, for each context length in seconds, the streaming DER that diarist's
 aggregation (Hann taper over the window's frames, rounded mean count, the speakers with the most
 weighted activity) would give if every window's local speakers were mapped to reference speakers
@@ -114,17 +120,68 @@ def oracle_streaming(session, audio, ref, context):
 
 def window_counts(session, audio, window):
     """(start sample, per-frame speaker count) of every window, the last one aligned to the end."""
-    starts = list(range(0, max(len(audio) - window, 0) + 1, HOP))
-    if len(audio) > window and starts[-1] + window < len(audio):
-        starts.append((len(audio) - window) // STEP * STEP)
     out = []
-    for s in starts:
+    for s in window_starts(audio, window):
         chunk = audio[s : s + window]
         if len(chunk) < window:
             chunk = np.pad(chunk, (0, window - len(chunk)))
         scores = session.run(None, {"waveform": chunk[None, None, :]})[0][0]
         out.append((s, SPEAKERS[np.argmax(scores, axis=1)]))
     return out
+
+
+def window_marginal_counts(session, audio, window, threshold):
+    """As `window_counts`, counting the speakers whose marginal probability exceeds `threshold`."""
+    out = []
+    for s in window_starts(audio, window):
+        chunk = audio[s : s + window]
+        if len(chunk) < window:
+            chunk = np.pad(chunk, (0, window - len(chunk)))
+        probs = np.exp(session.run(None, {"waveform": chunk[None, None, :]})[0][0])
+        out.append((s, ((probs @ ACTIVE) > threshold).sum(axis=1)))
+    return out
+
+
+def window_starts(audio, window):
+    """The windows' start samples, the last one aligned to the end."""
+    starts = list(range(0, max(len(audio) - window, 0) + 1, HOP))
+    if len(audio) > window and starts[-1] + window < len(audio):
+        starts.append((len(audio) - window) // STEP * STEP)
+    return starts
+
+
+def overlap_report(session, recordings, sets):
+    """Where reference overlap is lost: per set and decoding, the share of frames with two or
+    more reference speakers that some covering window, and the rounded mean, counts as such."""
+    window = 10 * RATE
+    decoders = {
+        "most likely powerset class (diarist)": lambda x: window_counts(session, x, window),
+        "marginal per speaker > 0.5": lambda x: window_marginal_counts(session, x, window, 0.5),
+        "marginal per speaker > 0.3": lambda x: window_marginal_counts(session, x, window, 0.3),
+    }
+    print(f"{'overlap frames (2+ reference speakers) kept by':48s}" + "".join(f"{s:>28s}" for s in sets))
+    for label, decode in decoders.items():
+        cells = []
+        for name in sets:
+            overlap = any_window = mean = 0
+            for wav in recordings[name]:
+                _, x = wavfile.read(wav)
+                x = (x / 32768.0).astype(np.float32)
+                frames = frames_covering(len(x))
+                ref = reference_count(wav.with_suffix(".rttm"), frames)
+                wins = decode(x)
+                most = np.zeros(frames)
+                for s, count in wins:
+                    first = s // STEP
+                    m = min(len(count), frames - first)
+                    most[first : first + m] = np.maximum(most[first : first + m], count[:m])
+                hyp = aggregate(wins, frames)
+                both = ref >= 2
+                overlap += both.sum()
+                any_window += (both & (most >= 2)).sum()
+                mean += (both & (hyp >= 2)).sum()
+            cells.append(f"{overlap / (RATE / STEP):5.1f} s: any {100 * any_window / overlap:4.1f} %, mean {100 * mean / overlap:4.1f} %")
+        print(f"{label:48s}" + "".join(f"{c:>28s}" for c in cells))
 
 
 def aggregate(windows, frames, latency_frames=None):
@@ -161,12 +218,16 @@ def main():
     ap.add_argument("--windows", default="3,5,6,7,10", help="window lengths, seconds")
     ap.add_argument("--offsets", default="", help="frame offsets to compare, ms (10 s windows)")
     ap.add_argument("--oracle", default="", help="contexts for the oracle streaming DER, seconds")
+    ap.add_argument("--overlap", action="store_true", help="only: where overlapped speech is lost")
     args = ap.parse_args()
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     session = ort.InferenceSession(str(MODEL), opts)
     sets = ["ami", "sample", "simulated"]
     recordings = {s: sorted((args.eval / s).glob("*.wav")) for s in sets}
+    if args.overlap:
+        overlap_report(session, recordings, sets)
+        return
     fps = RATE / STEP
     rules = {}
     offsets = {}
