@@ -102,7 +102,13 @@ fn real_recordings_meet_der_bounds() {
     assert!(pooled <= 0.15, "pooled DER {pooled:.4}");
     // VBx clustering: the same 12.79 % on these five (docs/BENCHMARKS.md compares the two).
     let vbx = temp_dir("der-vbx");
-    let mut args = vec!["diarize", "--clustering", "vbx", "-o", vbx.to_str().unwrap()];
+    let mut args = vec![
+        "diarize",
+        "--clustering",
+        "vbx",
+        "-o",
+        vbx.to_str().unwrap(),
+    ];
     args.extend(inputs.iter().map(String::as_str));
     assert!(diarist(&args).status.success());
     let pooled = pooled_der(&ids, &vbx).der();
@@ -377,7 +383,11 @@ fn speaker_count_options_are_honoured() {
     assert_eq!(speakers(&["--num-speakers", "1"]), 1);
     assert_eq!(speakers(&["--min-speakers", "3"]), 3);
     assert_eq!(speakers(&["--num-speakers", "3"]), 3);
-    for bounds in [["--max-speakers", "1"], ["--min-speakers", "3"], ["--num-speakers", "2"]] {
+    for bounds in [
+        ["--max-speakers", "1"],
+        ["--min-speakers", "3"],
+        ["--num-speakers", "2"],
+    ] {
         let expected: usize = bounds[1].parse().unwrap();
         let with_vbx = [&bounds[..], &["--clustering", "vbx"]].concat();
         assert_eq!(speakers(&with_vbx), expected, "{with_vbx:?}");
