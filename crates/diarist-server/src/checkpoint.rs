@@ -118,10 +118,18 @@ mod tests {
                         SpeakerState {
                             name: "S1".into(),
                             sum: vec![0.5, -0.25, 1e-7, f32::MIN_POSITIVE],
+                            count: Some(3.0),
+                            enrolled: false,
+                            confirmed: false,
+                            joined: Some(1),
                         },
                         SpeakerState {
                             name: "Ana".into(),
                             sum: vec![0.0, 7.0, 0.0, 0.0],
+                            count: None,
+                            enrolled: true,
+                            confirmed: true,
+                            joined: None,
                         },
                     ],
                     frontier: 437,
