@@ -22,8 +22,8 @@ for d in "$eval_dir"/*/; do
     sets+=("$set_name")
     ln -s "$(realpath "$d")"/*.rttm "$(realpath "$d")"/*.uem "$out/all-ref/"
 done
-score() { # score MODE SET_DIR REF_DIR
-    "$bin" eval --ref "$3" --hyp "$2" --uem "$3"
+score() { # score HYP_DIR REF_DIR
+    "$bin" eval --ref "$2" --hyp "$1" --uem "$2"
 }
 for mode in offline stream0 stream1; do
     mkdir -p "$out/$mode/all"
@@ -34,9 +34,9 @@ for mode in offline stream0 stream1; do
                 -o "$out/$mode/$s" "$eval_dir/$s"/*.wav >/dev/null 2>&1 ;;
         esac
         ln -s "$(realpath "$out/$mode/$s")"/*.rttm "$out/$mode/all/"
-        score "$mode" "$out/$mode/$s" "$eval_dir/$s" >"$out/$mode/$s.txt"
+        score "$out/$mode/$s" "$eval_dir/$s" >"$out/$mode/$s.txt"
     done
-    score "$mode" "$out/$mode/all" "$out/all-ref" >"$out/$mode/all.txt"
+    score "$out/$mode/all" "$out/all-ref" >"$out/$mode/all.txt"
 done
 printf '%-10s' mode
 printf ' %10s' "${sets[@]}" all

@@ -118,28 +118,28 @@ def oracle_streaming(session, audio, ref, context):
     return np.maximum(r - h, 0).sum(), np.maximum(h - r, 0).sum(), (np.minimum(r, h) - correct).sum(), r.sum()
 
 
-def window_counts(session, audio, window):
-    """(start sample, per-frame speaker count) of every window, the last one aligned to the end."""
+def window_scores(session, audio, window):
+    """(start sample, per-frame class log-probabilities) of every window."""
     out = []
     for s in window_starts(audio, window):
         chunk = audio[s : s + window]
         if len(chunk) < window:
             chunk = np.pad(chunk, (0, window - len(chunk)))
-        scores = session.run(None, {"waveform": chunk[None, None, :]})[0][0]
-        out.append((s, SPEAKERS[np.argmax(scores, axis=1)]))
+        out.append((s, session.run(None, {"waveform": chunk[None, None, :]})[0][0]))
     return out
+
+
+def window_counts(session, audio, window):
+    """(start sample, per-frame speaker count) of every window: the most likely class's size."""
+    return [(s, SPEAKERS[np.argmax(scores, axis=1)]) for s, scores in window_scores(session, audio, window)]
 
 
 def window_marginal_counts(session, audio, window, threshold):
     """As `window_counts`, counting the speakers whose marginal probability exceeds `threshold`."""
-    out = []
-    for s in window_starts(audio, window):
-        chunk = audio[s : s + window]
-        if len(chunk) < window:
-            chunk = np.pad(chunk, (0, window - len(chunk)))
-        probs = np.exp(session.run(None, {"waveform": chunk[None, None, :]})[0][0])
-        out.append((s, ((probs @ ACTIVE) > threshold).sum(axis=1)))
-    return out
+    return [
+        (s, ((np.exp(scores) @ ACTIVE) > threshold).sum(axis=1))
+        for s, scores in window_scores(session, audio, window)
+    ]
 
 
 def window_starts(audio, window):

@@ -8,26 +8,13 @@
 # worker node in the middle of a run, and end the cluster's processes when done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. tools/wheel_venv.sh
 
-WHEELHOUSE=.venv-py-build/wheelhouse-ray
-REQS=crates/diarist-py/tests_ray/requirements.txt
 # Every wait inside the tests is bounded (tests_ray/conftest.py, WAIT); this bounds the whole.
 TIMEOUT_S=${TEST_RAY_TIMEOUT_S:-900}
-[ -f "$WHEELHOUSE/requirements.txt" ] || {
-  echo "test_ray: $WHEELHOUSE is missing: run \`make setup\`" >&2
-  exit 1
-}
-
 start=$SECONDS
-cargo build --locked --release -p diarist
-./tools/wheel.sh
-wheel=$(ls dist/diarist-*.whl)
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-python3 -m venv "$tmp/venv"
-"$tmp/venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-index \
-  --find-links "$WHEELHOUSE" "$wheel[ray]" -r "$REQS"
+wheel_venv test_ray .venv-py-build/wheelhouse-ray ray crates/diarist-py/tests_ray/requirements.txt
 # -P: nothing from the working directory shadows the installed package
-timeout --kill-after=30 "$TIMEOUT_S" "$tmp/venv/bin/python" -P -m pytest -p no:cacheprovider \
+timeout --kill-after=30 "$TIMEOUT_S" "$venv/bin/python" -P -m pytest -p no:cacheprovider \
   crates/diarist-py/tests_ray
 echo "test_ray: passed in $((SECONDS - start)) s"

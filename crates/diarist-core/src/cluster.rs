@@ -180,15 +180,25 @@ pub fn cut(merges: &[Merge], n: usize, merges_applied: usize) -> Vec<usize> {
         parent[m.a] = n + k;
         parent[m.b] = n + k;
     }
-    let mut root_label = std::collections::HashMap::new();
-    (0..n)
+    let roots: Vec<usize> = (0..n)
         .map(|i| {
             let mut r = i;
             while parent[r] != r {
                 r = parent[r];
             }
-            let next = root_label.len();
-            *root_label.entry(r).or_insert(next)
+            r
+        })
+        .collect();
+    renumber(&roots)
+}
+
+/// Labels renumbered `0..k` in order of first appearance.
+pub fn renumber(labels: &[usize]) -> Vec<usize> {
+    let mut map = std::collections::HashMap::new();
+    (labels.iter())
+        .map(|&l| {
+            let next = map.len();
+            *map.entry(l).or_insert(next)
         })
         .collect()
 }

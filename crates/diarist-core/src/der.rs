@@ -499,22 +499,19 @@ mod tests {
         let r = [t(0, 100, "A"), t(50, 150, "B"), t(60, 80, "C")];
         let b = score(&r, &[t(0, 200, "x")], None, 0);
         let split = b.by_speakers;
-        assert_eq!(
-            (split[0].time, split[0].miss, split[0].false_alarm),
-            (50, 0, 50)
-        );
-        assert_eq!(
-            (split[1].time, split[1].speech, split[1].miss),
-            (100, 100, 0)
-        );
-        assert_eq!(
-            (split[2].time, split[2].speech, split[2].miss),
-            (30, 60, 30)
-        );
-        assert_eq!(
-            (split[3].time, split[3].speech, split[3].miss),
-            (20, 60, 40)
-        );
+        let c = |time, speech, miss, false_alarm| CountSplit {
+            time,
+            speech,
+            miss,
+            false_alarm,
+        };
+        let expected = [
+            c(50, 0, 0, 50),
+            c(100, 100, 0, 0),
+            c(30, 60, 30, 0),
+            c(20, 60, 40, 0),
+        ];
+        assert_eq!(split, expected);
         let miss: u64 = split.iter().map(|c| c.miss).sum();
         let fa: u64 = split.iter().map(|c| c.false_alarm).sum();
         assert_eq!((miss, fa), (b.miss, b.false_alarm));

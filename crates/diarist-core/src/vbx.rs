@@ -12,7 +12,7 @@
 //! mean loses them: the number of speakers comes out of the evidence rather than from a cut of
 //! the dendrogram.
 
-use crate::cluster::EmbeddingMatrix;
+use crate::cluster::{EmbeddingMatrix, renumber};
 
 /// Settings of the inference.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -61,18 +61,6 @@ pub fn cluster(x: &EmbeddingMatrix, init: &[usize], within: &[usize], p: &VbxPar
         })
         .collect();
     renumber(&labels)
-}
-
-/// Labels renumbered `0..` in order of first appearance.
-fn renumber(labels: &[usize]) -> Vec<usize> {
-    let mut map = std::collections::HashMap::new();
-    labels
-        .iter()
-        .map(|&l| {
-            let next = map.len();
-            *map.entry(l).or_insert(next)
-        })
-        .collect()
 }
 
 /// The embeddings in the whitened space (`[n, d]` row-major) and the speakers' spread along
@@ -196,8 +184,8 @@ fn symmetric_eigen(mut a: Vec<f64>, n: usize) -> (Vec<f64>, Vec<f64>) {
                     continue;
                 }
                 let theta = (a[q * n + q] - a[p * n + p]) / (2.0 * apq);
+                // The smaller rotation (signum(0) is 1).
                 let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-                let t = if theta == 0.0 { 1.0 } else { t };
                 let c = 1.0 / (t * t + 1.0).sqrt();
                 let s = t * c;
                 for k in 0..n {

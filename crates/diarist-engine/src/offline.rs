@@ -641,8 +641,8 @@ fn speakers_of(x: &EmbeddingMatrix, plan: &Plan) -> Vec<usize> {
     let init = cluster::cut(&merges, n, cluster::merges_to_apply(&merges, n, &finer));
     let bayes = vbx::cluster(x, &init, &labels, &plan.vbx);
     let k = bayes.iter().max().map_or(0, |m| m + 1);
-    let within = k >= plan.count.min.min(n) && plan.count.max.is_none_or(|m| k <= m);
-    if within { bayes } else { labels }
+    let in_bounds = k >= plan.count.min.min(n) && plan.count.max.is_none_or(|m| k <= m);
+    if in_bounds { bayes } else { labels }
 }
 
 /// Drops speakers with no activity and renumbers the rest in order of first appearance.
